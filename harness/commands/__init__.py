@@ -1,0 +1,1 @@
+"""One module per ``redcap-drill`` subcommand: ``register(subparsers)`` and ``run(args)``."""

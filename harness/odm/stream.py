@@ -1,0 +1,114 @@
+"""One streaming pass over a project XML document, in bounded memory.
+
+``iter_blocks`` yields the document in the only pieces anybody needs: the
+``<ODM>`` root (attributes only), the whole ``<Study>`` (metadata is small),
+the ``<ClinicalData>`` start, and each ``<SubjectData>`` (one record). An
+element is valid only until the next block is requested; it is then cleared
+and unlinked, which keeps a 1 GB archive in constant memory. The reader and
+the schema validator both consume these blocks, so one pass does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from lxml import etree
+
+from harness.errors import OdmError
+from harness.odm.prepass import PrepassReader
+
+ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
+REDCAP_NS = "https://projectredcap.org"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+O = "{%s}" % ODM_NS
+R = "{%s}" % REDCAP_NS
+
+ODM = O + "ODM"
+STUDY = O + "Study"
+CLINICAL = O + "ClinicalData"
+SUBJECT = O + "SubjectData"
+
+_HINTS = (
+    ("Premature end of data", "the file ends early: the archive is truncated; take another backup"),
+    ("EndTag: '</' not found", "the file ends early: the archive is truncated; take another backup"),
+    ("Extra content at the end", "there is content after </ODM>; two exports were concatenated?"),
+    ("Document is empty", "the file holds no XML"),
+    ("Start tag expected", "the file is not XML"),
+    ("not well-formed", "the bytes are not well-formed XML (binary data or a damaged file)"),
+    ("Input is not proper UTF-8", "the file is not UTF-8; REDCap always writes UTF-8, so it was altered"),
+)
+
+
+@dataclass
+class Block:
+    kind: str  # "odm" | "study" | "clinical" | "subject" | "other"
+    element: etree._Element
+
+
+def syntax_error(exc: etree.XMLSyntaxError, name: str = "document") -> OdmError:
+    """Turn libxml2's message into one that says what to do."""
+    msg = str(exc.msg or exc)
+    hint = next((h for needle, h in _HINTS if needle in msg), "the XML is malformed")
+    line, col = exc.position if exc.position else (0, 0)
+    return OdmError(f"{name}: {hint} (line {line}, column {col}: {msg})")
+
+
+def _release(el: etree._Element) -> None:
+    el.clear(keep_tail=False)
+    parent = el.getparent()
+    if parent is not None:
+        # Drop handled siblings; never touch ancestors the parser still uses.
+        while el.getprevious() is not None:
+            del parent[0]
+
+
+def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = True) -> Iterator[Block]:
+    """Yield the blocks of one document; raise OdmError on anything malformed."""
+    source = PrepassReader(stream) if prepass else stream
+    parser = etree.iterparse(
+        source,
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_comments=True,
+        remove_pis=True,
+        # Embedded files (exportFiles) exceed libxml2's 10 MB text limit; safe
+        # because no DOCTYPE, hence no entity, ever reaches the parser.
+        huge_tree=True,
+    )
+    depth = 0
+    saw_root = False
+    try:
+        for event, el in parser:
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    saw_root = True
+                    if el.getroottree().docinfo.doctype:
+                        raise OdmError(f"{name}: DOCTYPE declarations are not allowed in REDCap project XML")
+                    if el.tag != ODM:
+                        raise OdmError(
+                            f"{name}: the root element is {el.tag!r}, not ODM in namespace {ODM_NS}; "
+                            "this is not a REDCap project XML export"
+                        )
+                    yield Block("odm", el)
+                elif depth == 2 and el.tag == CLINICAL:
+                    yield Block("clinical", el)
+                continue
+            depth -= 1
+            if depth == 1:
+                if el.tag == STUDY:
+                    yield Block("study", el)
+                elif el.tag != CLINICAL:
+                    yield Block("other", el)
+                _release(el)
+            elif depth == 2 and el.tag == SUBJECT:
+                yield Block("subject", el)
+                _release(el)
+    except etree.XMLSyntaxError as exc:
+        raise syntax_error(exc, name) from None
+    if not saw_root:
+        raise OdmError(f"{name}: the file holds no XML element")
