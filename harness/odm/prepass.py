@@ -22,7 +22,7 @@ from harness.errors import OdmError
 
 CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-_PROLOG_END = re.compile(rb"<(?![?!])")
+_PROLOG_END = re.compile(rb"<[^?!]")
 
 
 def rewrite(text: bytes) -> bytes:
@@ -81,7 +81,8 @@ class PrepassReader(io.RawIOBase):
                     continue
                 self._carry = self._check_prolog(pending)
                 self._started = True
-                data = b""
+                if data:
+                    continue
             if not data:
                 self._eof = True
                 self._out += rewrite(self._carry.rstrip())

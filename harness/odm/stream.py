@@ -35,6 +35,7 @@ _HINTS = (
     ("EndTag: '</' not found", "the file ends early: the archive is truncated; take another backup"),
     ("Extra content at the end", "there is content after </ODM>; two exports were concatenated?"),
     ("Document is empty", "the file holds no XML"),
+    ("no element found", "the file holds no XML"),
     ("Start tag expected", "the file is not XML"),
     ("not well-formed", "the bytes are not well-formed XML (binary data or a damaged file)"),
     ("Input is not proper UTF-8", "the file is not UTF-8; REDCap always writes UTF-8, so it was altered"),
