@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from datetime import datetime
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 HEAD = (
     '<?xml version="1.0" encoding="UTF-8" ?>\n'
@@ -34,10 +35,11 @@ def odm(
     tail: str = "",
 ) -> bytes:
     """A small but well-formed REDCap project XML document."""
-    parts = [HEAD.format(name=name, created=created, version=version)]
+    title = xml_escape(name, {'"': "&quot;"})
+    parts = [HEAD.format(name=title, created=created, version=version)]
     parts.append(
-        f'<Study OID="{study_oid}">\n<GlobalVariables>\n\t<StudyName>{name}</StudyName>\n'
-        f"\t<StudyDescription>test</StudyDescription>\n\t<ProtocolName>{name}</ProtocolName>\n"
+        f'<Study OID="{study_oid}">\n<GlobalVariables>\n\t<StudyName>{xml_escape(name)}</StudyName>\n'
+        f"\t<StudyDescription>test</StudyDescription>\n\t<ProtocolName>{xml_escape(name)}</ProtocolName>\n"
         "</GlobalVariables>\n<MetaDataVersion OID=\"Metadata.x\" Name=\"x\"/>\n</Study>\n"
     )
     if clinical:
