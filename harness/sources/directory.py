@@ -12,7 +12,7 @@ from harness.errors import SourceError
 from harness.sources.base import Source
 from harness.sources.inspect import inspect_archive, local_now
 
-# Longest first, so "x.xml.gz" is recognised as such and not only as ".gz".
+# ".xml.gz" is listed for the messages; ".gz" already matches it.
 SUFFIXES = (".xml.gz", ".xml", ".gz", ".zip")
 
 
