@@ -125,7 +125,7 @@ class Target(ABC):
                 if self.keep:
                     self.keep_project(restored)
                 else:
-                    self._safe_cleanup(restored)
+                    self.cleanup(restored)
         finally:
             self.stop()
 
@@ -161,7 +161,11 @@ class Target(ABC):
         """Remove a restored project now; its outcome is also kept in ``cleanups``."""
         if restored in self._live:
             self._live.remove(restored)
-        result = self._remove(restored)
+        try:
+            result = self._remove(restored)
+        except Exception as exc:  # noqa: BLE001 - teardown must go on; the leftover is reported instead
+            result = Cleanup(restored.project_id, restored.title, "manual",
+                             f"cleanup failed ({type(exc).__name__}); remove {self.where(restored)} by hand")
         self.cleanups.append(result)
         return result
 
@@ -181,15 +185,6 @@ class Target(ABC):
     def _track(self, restored: Restored) -> Restored:
         self._live.append(restored)
         return restored
-
-    def _safe_cleanup(self, restored: Restored) -> Cleanup:
-        try:
-            return self.cleanup(restored)
-        except Exception as exc:  # noqa: BLE001 - teardown must go on; the leftover is reported instead
-            result = Cleanup(restored.project_id, restored.title, "manual",
-                             f"cleanup failed ({type(exc).__name__}); remove {self.where(restored)} by hand")
-            self.cleanups.append(result)
-            return result
 
     @property
     def leftovers(self) -> list[Cleanup]:

@@ -1,0 +1,818 @@
+"""The restore drill: one archive in, one frozen `DrillResult` out.
+
+    with targets.get("sandbox") as target:
+        result = drill(path, target, DrillOptions(max_age=timedelta(hours=36)))
+        result.passed, result.stage("restore").status, result.rto_seconds
+
+Stages run in order: integrity, freshness, schema, semantics, restore, export,
+structure, records, rto. Each records a status (passed, failed, skipped,
+not_applicable, not_run), a reason and its duration. When a blocking stage
+fails, every later stage is ``not_run`` with the reason; freshness, structure
+and records do not block (a stale backup is still worth restoring, and
+structure and records are two views of the same comparison).
+
+The verdict never rounds up: a drill passes only if no stage failed and every
+stage that applies actually ran and passed. A skipped stage (the ODM schema is
+not installed, say) makes the drill fail, however green the rest looks.
+
+No printing and no pytest here: callers get data, plus an optional
+``on_stage`` callback for progress lines.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import __version__
+from harness.archive import Archive, BrokenArchive, open_xml
+from harness.errors import DrillError, OdmError, SchemaError, TargetError
+from harness.odm.model import DAG_FIELD, SURVEY_ID_FIELD, FileValue, ProjectMetadata
+from harness.odm.reader import OdmDocument
+from harness.reports.coverage import ArchiveFacts, Coverage, coverage
+from harness.sources.inspect import inspect_archive, local_now
+from harness.targets.base import ExportOptions, Restored, Target
+
+Status = Literal["passed", "failed", "skipped", "not_applicable", "not_run"]
+STATUSES: tuple[Status, ...] = ("passed", "failed", "skipped", "not_applicable", "not_run")
+
+#: Every stage, in the order it runs.
+STAGES = ("integrity", "freshness", "schema", "semantics", "restore", "export", "structure", "records", "rto")
+#: A failure here makes every later stage ``not_run``: nothing after it could mean anything.
+BLOCKING = frozenset({"integrity", "schema", "semantics", "restore", "export"})
+#: What each stage proves, for reports and test docstrings.
+STAGE_TITLES = {
+    "integrity": "The archive opens, is complete and matches its checksum",
+    "freshness": "The archive is newer than the recovery point objective (--max-age)",
+    "schema": "The XML is valid CDISC ODM 1.3.1",
+    "semantics": "The XML is a consistent REDCap project with no known restore blockers",
+    "restore": "REDCap creates a project from the archive (API Create Project)",
+    "export": "The restored project exports again (API Export Project XML)",
+    "structure": "The re-export's design matches the archive's",
+    "records": "The re-export's records match the archive's",
+    "rto": "Restore and verification finish within the recovery time objective (--max-rto)",
+}
+
+MASK = "•••"
+RESTORE_BLOCKER = "SEM-RESTORE-BLOCKER"
+
+
+# --------------------------------------------------------------------------------------------
+# The result
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DrillOptions:
+    """How strict a drill is. Durations are ``timedelta``; ``None`` means "not checked"."""
+
+    max_age: timedelta | None = None  # RPO
+    max_rto: timedelta | None = None  # RTO
+    show_values: bool = False  # record values in differences are masked unless set
+    keep: bool = False  # leave the restored project on the target when the drill fails
+    now: datetime | None = None  # the clock freshness is judged by (default: now)
+    max_differences: int = 200  # per stage; the rest are counted, not listed
+    #: Extra keyword options for the comparator (e.g. from the pytest hook).
+    compare_options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    status: Status
+    reason: str = ""
+    seconds: float = 0.0
+    #: False only where the stage does not apply (no --max-age, a metadata-only archive).
+    required: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "reason": self.reason,
+                "seconds": round(self.seconds, 3), "required": self.required}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A validation message: schema (``XSD-*``) or semantic (``SEM-*``)."""
+
+    stage: str
+    severity: str  # "error" | "warning" | "info"
+    code: str
+    message: str
+    line: int | None = None
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "severity": self.severity, "code": self.code, "message": self.message,
+                "line": self.line, "path": self.path}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the re-export differs from the archive; values already masked unless --show-values."""
+
+    stage: str  # "structure" | "records"
+    kind: str
+    severity: str  # "failure" | "warning" | "info"
+    location: str
+    expected: str | None = None  # in the archive
+    actual: str | None = None  # in the re-export
+    known: str = ""  # the documented REDCap behaviour that explains it, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "kind": self.kind, "severity": self.severity, "location": self.location,
+                "expected": self.expected, "actual": self.actual, "known": self.known}
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    """A documented REDCap round-trip difference that fired, and how often."""
+
+    name: str
+    description: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "count": self.count}
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Share of compared items that came back identical, per side of the comparison."""
+
+    metadata_compared: int = 0
+    metadata_identical: int = 0
+    records_compared: int = 0
+    records_identical: int = 0
+
+    @property
+    def compared(self) -> int:
+        return self.metadata_compared + self.records_compared
+
+    @property
+    def identical(self) -> int:
+        return self.metadata_identical + self.records_identical
+
+    @property
+    def percent(self) -> float | None:
+        """None when nothing was compared: "no evidence" is not 100 %."""
+        return round(100.0 * self.identical / self.compared, 2) if self.compared else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metadata_compared": self.metadata_compared, "metadata_identical": self.metadata_identical,
+                "records_compared": self.records_compared, "records_identical": self.records_identical,
+                "percent": self.percent}
+
+
+@dataclass(frozen=True)
+class ArchiveEvidence:
+    """The facts that identify exactly which backup was drilled."""
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    sidecar: str | None = None  # "verified" | "absent"
+    format: str | None = None
+    created: str | None = None  # ODM/@CreationDateTime, ISO
+    redcap_version: str | None = None
+    xml_size: int | None = None
+    records: int | None = None
+    metadata_only: bool | None = None
+    age_seconds: float | None = None
+    study_oid: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """Everything one drill established. Plain data: JSON in, JSON out, no tokens, masked values."""
+
+    project_key: str
+    title: str
+    archive: ArchiveEvidence
+    stages: tuple[StageResult, ...]
+    started: str
+    finished: str
+    target: dict[str, str] = field(default_factory=dict)  # TargetInfo.to_dict()
+    findings: tuple[Finding, ...] = ()
+    differences: tuple[Difference, ...] = ()
+    #: Differences found but not listed (over ``max_differences``), per stage.
+    differences_omitted: dict[str, int] = field(default_factory=dict)
+    known_fired: tuple[KnownDifference, ...] = ()
+    fidelity: Fidelity = Fidelity()
+    coverage: Coverage | None = None
+    export_options: dict[str, bool] = field(default_factory=dict)
+    rto_seconds: float | None = None
+    cleanup: tuple[dict[str, Any], ...] = ()  # Cleanup.to_dict()
+    host: str = ""
+    user: str = ""
+    harness_version: str = __version__
+    show_values: bool = False
+
+    # -- the verdict ---------------------------------------------------------------------
+    @property
+    def passed(self) -> bool:
+        """No stage failed, and every required stage ran and passed. Nothing else is a pass."""
+        if not self.stages:
+            return False
+        return all(s.status != "failed" for s in self.stages) and all(
+            s.status == "passed" for s in self.stages if s.required
+        )
+
+    @property
+    def outcome(self) -> str:
+        return "passed" if self.passed else "failed"
+
+    @property
+    def failed_stage(self) -> StageResult | None:
+        """The first stage that failed, else the first required stage that did not pass."""
+        for s in self.stages:
+            if s.status == "failed":
+                return s
+        for s in self.stages:
+            if s.required and s.status != "passed":
+                return s
+        return None
+
+    def stage(self, name: str) -> StageResult:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage {name!r}; stages are {', '.join(STAGES)}")
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    # -- serialisation (xdist workers, shard JSON, report merge) ----------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project_key": self.project_key, "title": self.title, "outcome": self.outcome,
+            "failed_stage": self.failed_stage.name if self.failed_stage else None,
+            "archive": self.archive.to_dict(), "target": dict(self.target),
+            "started": self.started, "finished": self.finished, "rto_seconds": self.rto_seconds,
+            "stages": [s.to_dict() for s in self.stages],
+            "findings": [f.to_dict() for f in self.findings],
+            "differences": [d.to_dict() for d in self.differences],
+            "differences_omitted": dict(self.differences_omitted),
+            "known_fired": [k.to_dict() for k in self.known_fired],
+            "fidelity": self.fidelity.to_dict(),
+            "coverage": self.coverage.to_dict() if self.coverage else None,
+            "export_options": dict(self.export_options), "cleanup": [dict(c) for c in self.cleanup],
+            "host": self.host, "user": self.user, "harness_version": self.harness_version,
+            "show_values": self.show_values,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DrillResult:
+        fid = {k: v for k, v in data.get("fidelity", {}).items() if k != "percent"}
+        return cls(
+            project_key=data["project_key"], title=data.get("title", ""),
+            archive=ArchiveEvidence(**data["archive"]),
+            stages=tuple(StageResult(**s) for s in data["stages"]),
+            started=data.get("started", ""), finished=data.get("finished", ""),
+            target=dict(data.get("target", {})),
+            findings=tuple(Finding(**f) for f in data.get("findings", ())),
+            differences=tuple(Difference(**d) for d in data.get("differences", ())),
+            differences_omitted=dict(data.get("differences_omitted", {})),
+            known_fired=tuple(KnownDifference(**k) for k in data.get("known_fired", ())),
+            fidelity=Fidelity(**fid),
+            coverage=Coverage.from_dict(data["coverage"]) if data.get("coverage") else None,
+            export_options=dict(data.get("export_options", {})), rto_seconds=data.get("rto_seconds"),
+            cleanup=tuple(dict(c) for c in data.get("cleanup", ())),
+            host=data.get("host", ""), user=data.get("user", ""),
+            harness_version=data.get("harness_version", ""), show_values=bool(data.get("show_values", False)),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------------------------
+class _Stages:
+    """Collects stage results in order and enforces the blocking rule."""
+
+    def __init__(self, on_stage: Callable[[StageResult], None] | None) -> None:
+        self.results: list[StageResult] = []
+        self.blocked_by: StageResult | None = None
+        self._on_stage = on_stage
+
+    def add(self, name: str, status: Status, reason: str, seconds: float = 0.0) -> StageResult:
+        # Only "does not apply" is optional; a skipped stage is still owed and fails the drill.
+        result = StageResult(name, status, reason, seconds, required=status != "not_applicable")
+        self.results.append(result)
+        # A skipped stage does not block: running the rest still tells the operator more.
+        if status == "failed" and name in BLOCKING and self.blocked_by is None:
+            self.blocked_by = result
+        if self._on_stage is not None:
+            self._on_stage(result)
+        return result
+
+    def not_run(self, name: str) -> StageResult:
+        why = self.blocked_by
+        assert why is not None
+        return self.add(name, "not_run", f"not run: the {why.name} stage {why.status}")
+
+    def finish(self) -> tuple[StageResult, ...]:
+        """Every stage, in order; one never reached is ``not_run`` rather than missing."""
+        seen = {r.name for r in self.results}
+        for name in STAGES:
+            if name not in seen:
+                if self.blocked_by is not None:
+                    self.not_run(name)
+                else:
+                    self.add(name, "not_run", "not run: an earlier step did not complete")
+        order = {name: i for i, name in enumerate(STAGES)}
+        return tuple(sorted(self.results, key=lambda r: order.get(r.name, len(order))))
+
+    def runs(self, name: str) -> bool:
+        """False (and ``name`` recorded as not_run) once a blocking stage failed."""
+        if self.blocked_by is None:
+            return True
+        self.not_run(name)
+        return False
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one pass over the archive's XML found."""
+
+    meta: ProjectMetadata
+    facts: ArchiveFacts
+    findings: tuple[Finding, ...]
+    schema_source: str = ""
+
+
+def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Target,
+          options: DrillOptions = DrillOptions(), *,
+          on_stage: Callable[[StageResult], None] | None = None) -> DrillResult:
+    """Drill one archive on a started target; never raises for a failing archive or target.
+
+    ``archive`` is a path, or an entry a `harness.sources.Source` already
+    inspected (then its checksum and completeness are not computed again).
+    Only programming errors propagate, after the restored project is cleaned up.
+    """
+    started = datetime.now()
+    now = local_now(options.now)
+    stages = _Stages(on_stage)
+
+    # integrity ---------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    entry = archive if isinstance(archive, (Archive, BrokenArchive)) else inspect_archive(
+        Path(archive), now=now, max_age=options.max_age)
+    evidence = _evidence(entry, now)
+    findings: list[Finding] = []
+    if entry.ok:
+        sidecar = "matches its .sha256 sidecar" if entry.sidecar == "verified" else "no .sha256 sidecar to check"
+        stages.add("integrity", "passed",
+                   f"{entry.size:,} bytes, sha256 {entry.sha256[:12]}…, {sidecar}, ends with </ODM>, "
+                   f"{entry.subject_count:,} records", time.perf_counter() - t0)
+        if entry.sidecar != "verified":
+            findings.append(Finding("integrity", "warning", "INT-NO-SIDECAR",
+                                    f"no checksum sidecar beside {entry.path.name}, so damage since the backup "
+                                    f"was written cannot be detected; have the backup job write "
+                                    f"'sha256sum {entry.path.name} > {entry.path.name}.sha256'"))
+    else:
+        stages.add("integrity", "failed", entry.error, time.perf_counter() - t0)
+
+    # freshness ---------------------------------------------------------------------------
+    if stages.runs("freshness"):
+        stages.add("freshness", *_freshness(entry, now, options.max_age))
+
+    # schema, then semantics over the model -------------------------------------------------
+    read: _Read | None = None
+    if stages.runs("schema"):
+        status, reason, read, seconds = _validate(entry.path)
+        findings.extend(read.findings if read else ())
+        stages.add("schema", status, reason, seconds[0])
+        if stages.runs("semantics"):
+            stages.add("semantics", *_semantics(read), seconds[1])
+
+    title = (read.meta.title if read and read.meta.title else None) or _entry_title(entry)
+    export_options = _export_options(entry, read) if read else ExportOptions()
+    cov = coverage(read.meta, read.facts) if read else None
+
+    # restore, export, compare -----------------------------------------------------------
+    restored: Restored | None = None
+    exported: Path | None = None
+    comparison: _Compared | None = None
+    rto_start: float | None = None
+    cleanup: tuple[dict[str, Any], ...] = ()
+    try:
+        if stages.runs("restore"):
+            assert read is not None
+            rto_start = time.perf_counter()
+            try:
+                restored = target.restore(entry.path, **_project_attributes(read.meta, title))
+                stages.add("restore", "passed",
+                           f"created project {restored.project_id} on {target.info().kind} "
+                           f"REDCap {target.info().version}", time.perf_counter() - rto_start)
+            except (TargetError, OdmError) as exc:
+                stages.add("restore", "failed", str(exc), time.perf_counter() - rto_start)
+
+        if stages.runs("export"):
+            assert restored is not None
+            t0 = time.perf_counter()
+            try:
+                exported = target.export(restored, options=export_options)
+                stages.add("export", "passed", f"{exported.stat().st_size:,} bytes with "
+                           f"{_describe_options(export_options)}", time.perf_counter() - t0)
+            except TargetError as exc:
+                stages.add("export", "failed", str(exc), time.perf_counter() - t0)
+
+        if stages.runs("structure"):
+            assert exported is not None
+            t0 = time.perf_counter()
+            comparison = _compare(entry.path, exported, options)
+            elapsed = time.perf_counter() - t0
+            stages.add("structure", *comparison.structure, elapsed / 2)
+            if getattr(entry, "metadata_only", False):
+                stages.add("records", "not_applicable",
+                           "the archive holds no records (a metadata-only backup): there is no data to restore",
+                           elapsed / 2)
+            else:
+                stages.add("records", *comparison.records, elapsed / 2)
+
+        rto = (time.perf_counter() - rto_start) if (rto_start is not None and comparison is not None) else None
+        if comparison is not None:
+            stages.add("rto", *_rto(rto, options.max_rto))
+    finally:
+        if exported is not None:
+            exported.unlink(missing_ok=True)
+        if restored is not None:
+            failed = any(s.status in ("failed", "skipped") for s in stages.results)
+            if failed and options.keep:
+                cleanup = (target.keep_project(restored).to_dict(),)
+            else:
+                cleanup = (target.cleanup(restored).to_dict(),)
+
+    if read is not None and getattr(entry, "metadata_only", False):
+        findings.append(Finding("records", "warning", "DRILL-METADATA-ONLY",
+                                "the archive holds the project design but no records; if this project has data, "
+                                "the backup job exports metadata only — switch it to a full project XML export"))
+    differences = comparison.differences if comparison else ()
+    return DrillResult(
+        project_key=entry.project_key,
+        title=title,
+        archive=evidence,
+        stages=stages.finish(),
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now().isoformat(timespec="seconds"),
+        target=_safe_info(target),
+        findings=tuple(findings),
+        differences=differences,
+        differences_omitted=comparison.omitted if comparison else {},
+        known_fired=comparison.known if comparison else (),
+        fidelity=comparison.fidelity if comparison else Fidelity(),
+        coverage=cov,
+        export_options=export_options.to_dict() if read else {},
+        rto_seconds=round(rto, 3) if rto is not None else None,
+        cleanup=cleanup,
+        host=_host(),
+        user=_user(),
+        show_values=options.show_values,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------
+def _freshness(entry: Archive | BrokenArchive, now: datetime, max_age: timedelta | None) -> tuple[Status, str]:
+    clock = "its CreationDateTime" if entry.created else "the file's modification time (no CreationDateTime)"
+    age = now - entry.taken
+    if max_age is None:
+        return "not_applicable", f"no --max-age given; the archive is {human(age)} old by {clock}"
+    if age > max_age:
+        return "failed", (f"the archive is {human(age)} old by {clock}, older than --max-age {human(max_age)}: "
+                          "the backup job has not produced a newer export — check that it still runs")
+    return "passed", f"{human(age)} old by {clock}, within --max-age {human(max_age)}"
+
+
+def _semantics(read: _Read | None) -> tuple[Status, str]:
+    if read is None:
+        return "not_run", "not run: the archive could not be read"
+    sem = [f for f in read.findings if f.stage == "semantics"]
+    blockers = [f for f in sem if f.code.startswith(RESTORE_BLOCKER)]
+    errors = [f for f in sem if f.severity == "error"]
+    warnings = [f for f in sem if f.severity == "warning"]
+    if blockers:
+        return "failed", (f"{len(blockers)} known restore blocker(s), e.g. {blockers[0].code}: {blockers[0].message}; "
+                          "REDCap's API would refuse this archive, so it cannot be restored as it is")
+    if errors:
+        return "failed", f"{len(errors)} error(s), e.g. {errors[0].code}: {errors[0].message}"
+    return "passed", f"{_count(read.meta)}; {len(warnings)} warning(s)"
+
+
+def _count(meta: ProjectMetadata) -> str:
+    return f"{len(meta.forms)} instruments, {len(meta.fields)} fields, {max(1, len(meta.events))} event(s)"
+
+
+def _rto(rto: float | None, max_rto: timedelta | None) -> tuple[Status, str]:
+    if rto is None:
+        return "not_run", "not run: restore and verification did not complete"
+    if max_rto is None:
+        return "not_applicable", f"restore and verification took {rto:.1f} s (no --max-rto given)"
+    limit = max_rto.total_seconds()
+    if rto > limit:
+        return "failed", (f"restore and verification took {rto:.1f} s, longer than --max-rto {human(max_rto)}: "
+                          "a real recovery of this project would miss its objective")
+    return "passed", f"restore and verification took {rto:.1f} s, within --max-rto {human(max_rto)}"
+
+
+def _project_attributes(meta: ProjectMetadata, title: str) -> dict[str, str]:
+    """Create Project attributes taken from the archive itself.
+
+    REDCap takes the title, purpose and notes from the API call, not the XML
+    (research §5.3); passing the archive's own values makes the re-export's
+    title-derived OIDs and these settings comparable.
+    """
+    purpose = meta.settings.get("Purpose", "").strip()
+    if purpose not in {"0", "1", "2", "3", "4"}:
+        purpose = "0"
+    purpose_other = meta.settings.get("PurposeOther", "")
+    if purpose == "1" and not purpose_other.strip():
+        purpose_other = "(not recorded in the backup)"  # REDCap refuses purpose 1 without text
+    return {"title": title, "purpose": purpose, "purpose_other": purpose_other,
+            "notes": meta.settings.get("ProjectNotes", "")}
+
+
+def _export_options(entry: Archive | BrokenArchive, read: _Read) -> ExportOptions:
+    """Re-export with what the archive was exported with, so like is compared with like."""
+    pseudo = set(read.meta.pseudo_fields)
+    return ExportOptions(
+        metadata_only=bool(getattr(entry, "metadata_only", False)),
+        files=read.facts.files > 0,
+        survey_fields=SURVEY_ID_FIELD in pseudo or any(p.endswith("_timestamp") for p in pseudo),
+        dags=DAG_FIELD in pseudo,
+    )
+
+
+def _describe_options(options: ExportOptions) -> str:
+    on = [name for name, value in options.to_dict().items() if value]
+    return "options " + ", ".join(on) if on else "default options"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: the real XSD plus the semantic rules (harness.schema)
+# --------------------------------------------------------------------------------------------
+def _validate(path: Path) -> tuple[Status, str, _Read | None, tuple[float, float]]:
+    """Schema status and reason, then the model, facts and findings; with (schema, read) seconds."""
+    t0 = time.perf_counter()
+    status, reason, findings, source = _schema(path)
+    t1 = time.perf_counter()
+    try:
+        meta, facts = _read_archive(path)
+    except DrillError as exc:
+        # Unreadable as REDCap XML: nothing later can run, whatever the schema said.
+        if status != "failed":
+            status, reason = "failed", str(exc)
+        return status, reason, None, (t1 - t0, time.perf_counter() - t1)
+    return status, reason, _Read(meta, facts, tuple(findings), source), (t1 - t0, time.perf_counter() - t1)
+
+
+def _schema(path: Path) -> tuple[Status, str, list[Finding], str]:
+    try:
+        from harness.schema import validate
+    except ImportError:
+        return ("skipped", "schema validation is not available in this installation (harness.schema.validate "
+                "is missing); reinstall redcap-drill", [], "")
+    try:
+        result = validate(path)
+    except SchemaError as exc:
+        # The XSD is missing or broken: the archive is not at fault, but the check is owed.
+        return "skipped", str(exc), [], ""
+    except DrillError as exc:
+        return "failed", str(exc), [], ""
+    findings = list(_findings(result))
+    source = str(getattr(result, "schema_source", "") or "")
+    errors = [f for f in findings if f.stage == "schema" and f.severity == "error"]
+    if errors:
+        where = f" (line {errors[0].line})" if errors[0].line else ""
+        return "failed", f"{len(errors)} schema error(s); first{where}: {errors[0].message}", findings, source
+    return "passed", "valid against the CDISC ODM 1.3.1 schema" + (f" ({source})" if source else ""), findings, source
+
+
+def _findings(result: Any) -> Iterable[Finding]:
+    items = getattr(result, "findings", result)
+    for item in items or ():
+        data = item.to_dict() if hasattr(item, "to_dict") else dict(vars(item))
+        code = str(data.get("code", "") or "")
+        stage = "semantics" if code.upper().startswith("SEM") else "schema"
+        line = data.get("line")
+        yield Finding(stage=stage, severity=str(data.get("severity", "error")).lower(), code=code,
+                      message=str(data.get("message", "")), line=int(line) if isinstance(line, int) else None,
+                      path=str(data.get("path", "") or ""))
+
+
+def _read_archive(path: Path) -> tuple[ProjectMetadata, ArchiveFacts]:
+    """Metadata and record facts in one streamed pass (one SubjectData in memory at a time)."""
+    records = files = dags = survey = 0
+    with open_xml(path) as stream:
+        doc = OdmDocument(stream, name=path.name)
+        meta = doc.metadata
+        for subject in doc.subjects():
+            records += 1
+            has_dag = False
+            for cell in subject.cells:
+                if isinstance(cell.value, FileValue):
+                    files += 1
+                elif cell.item_oid == DAG_FIELD and cell.value:
+                    has_dag = True
+                elif cell.value and (cell.item_oid == SURVEY_ID_FIELD or cell.item_oid.endswith("_timestamp")):
+                    survey += 1
+            dags += has_dag
+    return meta, ArchiveFacts(records=records, files=files, dag_assignments=dags, survey_values=survey)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison (harness.compare)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Compared:
+    structure: tuple[Status, str]
+    records: tuple[Status, str]
+    differences: tuple[Difference, ...]
+    omitted: dict[str, int]
+    known: tuple[KnownDifference, ...]
+    fidelity: Fidelity
+
+
+def _compare(archive: Path, exported: Path, options: DrillOptions) -> _Compared:
+    try:
+        from harness.compare import compare_paths
+    except ImportError:
+        why = ("the comparator is not available in this installation (harness.compare.compare_paths is missing); "
+               "reinstall redcap-drill")
+        return _Compared(("skipped", why), ("skipped", why), (), {}, (), Fidelity())
+    try:
+        comparison = compare_paths(archive, exported, **dict(options.compare_options))
+    except DrillError as exc:
+        return _Compared(("failed", str(exc)), ("failed", str(exc)), (), {}, (), Fidelity())
+    data = comparison.to_dict() if hasattr(comparison, "to_dict") else {}
+    return _from_comparison(comparison, data, options)
+
+
+def _from_comparison(comparison: Any, data: dict[str, Any], options: DrillOptions) -> _Compared:
+    per_stage: dict[str, list[Difference]] = {"structure": [], "records": []}
+    for stage in per_stage:
+        for raw in _diff_items(data.get(stage)):
+            per_stage[stage].append(_difference(stage, raw, options.show_values))
+    omitted = {}
+    kept: list[Difference] = []
+    for stage, diffs in per_stage.items():
+        # Failures first, so truncation never hides what failed the drill behind warnings.
+        diffs.sort(key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))
+        kept.extend(diffs[: options.max_differences])
+        if len(diffs) > options.max_differences:
+            omitted[stage] = len(diffs) - options.max_differences
+    verdicts = {stage: _verdict(stage, comparison, data, per_stage[stage]) for stage in per_stage}
+    return _Compared(verdicts["structure"], verdicts["records"], tuple(kept), omitted,
+                     tuple(_known(data.get("known_fired"))), _fidelity(data))
+
+
+def _diff_items(section: Any) -> list[dict[str, Any]]:
+    if section is None:
+        return []
+    if isinstance(section, dict):
+        for key in ("differences", "items", "diffs"):
+            if isinstance(section.get(key), list):
+                return section[key]
+        return []
+    if isinstance(section, list):
+        return section
+    return []
+
+
+def _difference(stage: str, raw: dict[str, Any], show_values: bool) -> Difference:
+    expected = raw.get("expected", raw.get("a"))
+    actual = raw.get("actual", raw.get("b"))
+    location = raw.get("location", "")
+    if isinstance(location, (list, tuple)):
+        location = " / ".join(str(p) for p in location)
+    elif isinstance(location, dict):
+        location = " / ".join(f"{k}={v}" for k, v in location.items() if v not in (None, ""))
+    if stage == "records" and not show_values:
+        # Record values are participant data: the report says *that* they differ, not what they are.
+        expected = None if expected is None else MASK
+        actual = None if actual is None else MASK
+    return Difference(stage=stage, kind=str(raw.get("kind", "")), severity=str(raw.get("severity", "failure")),
+                      location=str(location), expected=None if expected is None else str(expected),
+                      actual=None if actual is None else str(actual), known=str(raw.get("known", "") or ""))
+
+
+def _verdict(stage: str, comparison: Any, data: dict[str, Any], diffs: list[Difference]) -> tuple[Status, str]:
+    failures = [d for d in diffs if d.severity == "failure"]
+    warnings = [d for d in diffs if d.severity == "warning"]
+    section = data.get(stage) if isinstance(data.get(stage), dict) else {}
+    passed = section.get("passed") if isinstance(section, dict) else None
+    if passed is None:
+        passed = not failures
+    if failures or not passed:
+        first = failures[0] if failures else None
+        detail = f"; first: {first.kind} at {first.location}" if first else ""
+        return "failed", f"{len(failures)} difference(s) that REDCap does not explain{detail}"
+    return "passed", f"identical apart from {len(warnings)} documented REDCap difference(s)" if warnings \
+        else "identical"
+
+
+def _known(items: Any) -> Iterable[KnownDifference]:
+    if isinstance(items, dict):
+        items = [{"name": k, **(v if isinstance(v, dict) else {"count": v})} for k, v in items.items()]
+    for item in items or ():
+        if isinstance(item, str):
+            yield KnownDifference(item, "", 1)
+        else:
+            yield KnownDifference(str(item.get("name", item.get("id", ""))), str(item.get("description", "")),
+                                  int(item.get("count", 1) or 0))
+
+
+def _fidelity(data: dict[str, Any]) -> Fidelity:
+    def counts(section: Any) -> tuple[int, int]:
+        if not isinstance(section, dict):
+            return 0, 0
+        stats = section.get("stats", section)
+        return int(stats.get("compared", 0) or 0), int(stats.get("identical", 0) or 0)
+
+    mc, mi = counts(data.get("structure"))
+    rc, ri = counts(data.get("records"))
+    return Fidelity(mc, mi, rc, ri)
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence helpers
+# --------------------------------------------------------------------------------------------
+def _evidence(entry: Archive | BrokenArchive, now: datetime) -> ArchiveEvidence:
+    common = {
+        "path": str(entry.path), "size": entry.size, "sha256": entry.sha256, "format": entry.format,
+        "created": entry.created.isoformat(timespec="seconds") if entry.created else None,
+        "age_seconds": round((now - entry.taken).total_seconds(), 1), "study_oid": entry.study_oid,
+    }
+    if isinstance(entry, Archive):
+        return ArchiveEvidence(**common, sidecar=entry.sidecar, redcap_version=entry.redcap_version,
+                               xml_size=entry.xml_size, records=entry.subject_count,
+                               metadata_only=entry.metadata_only)
+    return ArchiveEvidence(**common)
+
+
+def _entry_title(entry: Archive | BrokenArchive) -> str:
+    name = getattr(entry, "study_name", None) or getattr(entry, "description", None)
+    return name or entry.project_key
+
+
+def _safe_info(target: Target) -> dict[str, str]:
+    try:
+        return target.info().to_dict()
+    except DrillError:
+        return {"kind": target.kind, "url": "", "version": ""}
+
+
+def _host() -> str:
+    try:
+        return socket.gethostname()
+    except OSError:
+        return "unknown"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+def human(delta: timedelta) -> str:
+    """``timedelta`` as people say it: ``3 d 4 h``, ``36 h``, ``12 min``, ``45 s``."""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days} d {hours} h" if hours else f"{sign}{days} d"
+    if hours:
+        return f"{sign}{hours} h {minutes} min" if minutes else f"{sign}{hours} h"
+    if minutes:
+        return f"{sign}{minutes} min"
+    return f"{sign}{secs} s"
+
+
+def drill_many(archives: Iterable[str | os.PathLike[str] | Archive | BrokenArchive], target: Target,
+               options: DrillOptions = DrillOptions(), *,
+               on_stage: Callable[[str, StageResult], None] | None = None) -> list[DrillResult]:
+    """Drill each archive on one target, in order."""
+    out = []
+    for archive in archives:
+        key = archive.project_key if isinstance(archive, (Archive, BrokenArchive)) else str(archive)
+        callback = (lambda result, key=key: on_stage(key, result)) if on_stage else None
+        out.append(drill(archive, target, options, on_stage=callback))
+    return out
+
+
+__all__ = ["BLOCKING", "STAGES", "STAGE_TITLES", "ArchiveEvidence", "Difference", "DrillOptions", "DrillResult",
+           "Fidelity", "Finding", "KnownDifference", "StageResult", "drill", "drill_many", "human"]
