@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from io import BytesIO
 from typing import BinaryIO, NamedTuple
@@ -177,8 +177,6 @@ def odm_significant_digits(f: Field) -> str:
 
 def with_odm_facts(f: Field) -> Field:
     """``f`` with DataType/Length/SignificantDigits filled in as REDCap derives them."""
-    from dataclasses import replace
-
     return replace(f, data_type=odm_data_type(f), length=odm_length(f),
                    significant_digits=odm_significant_digits(f))
 
@@ -646,6 +644,42 @@ class _ClinicalWriter:
 
 
 # -- the document -------------------------------------------------------------
+def as_exported(meta: ProjectMetadata, *, options: ExportOptions = ExportOptions(), now: str,
+                version: str = DEFAULT_VERSION) -> ProjectMetadata:
+    """``meta`` as the reader will see it once written: every derived part filled in.
+
+    Builders of synthetic projects (the fixture generator) use this so that
+    the model they hold equals what reading their own output gives back.
+    """
+    title = meta.title or meta.header.description
+    stamp = now.replace(" ", "T")
+    items = export_items(meta, options)
+    repeating_flag = _version_at_least(version, 14)
+    fields = []
+    for f in meta.fields:
+        f = with_odm_facts(f)
+        if f.formatted_label is None and "<" in f.label and ">" in f.label:
+            f = replace(f, label=plain_label(f.label), formatted_label=f.label)
+        if f.field_type == "checkbox":
+            f = replace(f, checkbox_choices=checkbox_choices_text(f))
+        fields.append(f)
+    pseudo = tuple(dict.fromkeys(it.oid for it in items if it.field is None))
+    return replace(
+        meta,
+        header=replace(meta.header, description=title, as_of_datetime=stamp, creation_datetime=stamp,
+                       source_system_version=version),
+        study_oid=study_oid(title), title=title, protocol_name=title, metadata_version_name=title,
+        study_description=f'This file contains the metadata, events, and data for REDCap project "{title}".',
+        metadata_version_oid=metadata_version_oid(title, now),
+        record_id_field=meta.record_id_field or (meta.fields[0].name if meta.fields else ""),
+        events=tuple(replace(e, name=_event_name(meta, e),
+                             repeating=repeating_flag and meta.is_repeating_event(e.unique_name))
+                     for e in meta.events),
+        fields=tuple(fields), item_groups=tuple(item_groups(meta, items)), code_lists=tuple(code_lists(meta)),
+        pseudo_fields=pseudo,
+    )
+
+
 def _now() -> str:
     return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
