@@ -1,0 +1,443 @@
+"""Semantic checks: what the schema cannot see, but REDCap's importer would trip over.
+
+The XSD knows shapes; it cannot know that an ItemOID must be one of the
+project's fields, that a radio value must be one of its choices, or that
+FormRepeatKey="2" only makes sense on a repeating instrument. These rules do,
+on the model (``ProjectMetadata``) and the raw streamed cells (``Subject``):
+
+* metadata rules are plain functions ``(meta) -> Iterable[Finding]``, listed in
+  `METADATA_RULES`;
+* data rules are plain functions ``(SubjectContext) -> Iterable[Finding]``,
+  listed in `SUBJECT_RULES`, run once per ``<SubjectData>`` as it streams.
+
+Memory stays flat: per record only that record's cells; across records only
+the set of record ids and a 64-bit digest per (record, event, instrument,
+instance) row, enough for a 1 GB archive.
+
+Severity follows what a restore would do: ``error`` where REDCap's API import
+rejects or silently misfiles the data; ``warning`` where REDCap itself stores
+or writes such values (a text field whose value does not match its validation
+is common in real exports) or where only a restore detail is at stake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from harness.odm.model import (
+    CLASSIC_EVENT,
+    DAG_FIELD,
+    Cell,
+    Field,
+    FileValue,
+    ProjectMetadata,
+    Subject,
+    checkbox_code,
+)
+from harness.schema.findings import Finding, Findings
+
+# -- value formats, as REDCap stores them (dates Y-M-D whatever the display format) -------------
+_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_HM = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_HMS = _HM + r":[0-5]\d"
+_PHONE = (  # REDCap's North American phone validation
+    r"(?:\(?(?:[2-9]0[1-9]|[2-9]1[02-9]|[2-9][2-9][0-9])\)?)\s*(?:[.-]\s*)?"
+    r"(?:[2-9]1[02-9]|[2-9][02-9]1|[2-9][02-9]{2})\s*(?:[.-]\s*)?[0-9]{4}"
+    r"(?:\s*(?:#|x\.?|ext\.?|extension)\s*\d+)?"
+)
+
+#: Validation type -> (regular expression of a stored value, what it should look like).
+VALIDATION_FORMATS: dict[str, tuple[str, str]] = {
+    **{f"date_{o}": (_DATE, "YYYY-MM-DD") for o in ("ymd", "mdy", "dmy")},
+    **{f"datetime_{o}": (_DATE + "T" + _HM, "YYYY-MM-DDTHH:MM") for o in ("ymd", "mdy", "dmy")},
+    **{f"datetime_seconds_{o}": (_DATE + "T" + _HMS, "YYYY-MM-DDTHH:MM:SS") for o in ("ymd", "mdy", "dmy")},
+    "time": (_HM, "HH:MM (00:00-23:59)"),
+    "time_hh_mm_ss": (_HMS, "HH:MM:SS"),
+    "time_mm_ss": (r"[0-5]\d:[0-5]\d", "MM:SS"),
+    "int": (r"[-+]?\d+", "a whole number"),
+    "integer": (r"[-+]?\d+", "a whole number"),
+    "float": (r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", "a number with a decimal point"),
+    "number": (r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", "a number with a decimal point"),
+    "number_comma_decimal": (r"[-+]?(?:\d+,?\d*|,\d+)(?:[eE][-+]?\d+)?", "a number with a decimal comma"),
+    **{f"number_{n}dp": (rf"[-+]?\d+\.\d{{{n}}}", f"a number with exactly {n} decimal(s)") for n in range(1, 5)},
+    **{
+        f"number_{n}dp_comma_decimal": (rf"[-+]?\d+,\d{{{n}}}", f"a number with exactly {n} decimal(s) after a comma")
+        for n in range(1, 5)
+    },
+    "email": (r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+    "phone": (_PHONE, "a North American phone number"),
+    "zipcode": (r"\d{5}(?:-\d{4})?", "a US ZIP code (12345 or 12345-6789)"),
+    "postalcode_canada": (r"[ABCEGHJ-NPRSTVXYabceghj-nprstvxy]\d[A-Za-z]\s?\d[A-Za-z]\d", "a Canadian postal code"),
+    "ssn": (r"\d{3}-\d{2}-\d{4}", "a social security number (123-45-6789)"),
+    "alpha_only": (r"[A-Za-z]+", "letters only"),
+    "mrn_10d": (r"\d{10}", "a 10-digit number"),
+    "mrn_generic": (r"[A-Za-z0-9_-]+", "letters, digits, - and _"),
+}
+_COMPILED = {name: re.compile(pattern) for name, (pattern, _) in VALIDATION_FORMATS.items()}
+_BOOLEAN_CODES = frozenset({"0", "1"})
+_CODED = frozenset({"radio", "select", "sql", "yesno", "truefalse", "checkbox"})
+
+
+def value_matches(validation: str, value: str) -> bool:
+    """Does a stored value fit its validation type? Unknown types always fit."""
+    pattern = _COMPILED.get(validation)
+    if pattern is None:
+        return True
+    if not pattern.fullmatch(value):
+        return False
+    if validation.startswith(("date_", "datetime_")):
+        try:  # the pattern allows 2023-02-30; the calendar does not
+            date.fromisoformat(value[:10])
+        except ValueError:
+            return False
+    return True
+
+
+# -- metadata rules ------------------------------------------------------------------------------
+def sql_fields_block_restore(meta: ProjectMetadata) -> Iterator[Finding]:
+    """REDCap 14.7+ exports dynamic SQL fields without choices; the API import then rejects them."""
+    for f in meta.fields:
+        if f.field_type == "sql" and not f.choices:
+            yield Finding(
+                "warning",
+                "SEM-RESTORE-BLOCKER-SQL",
+                f"sql field {f.name!r} has no choices in the file; REDCap's API import will reject the project "
+                "(\"Each multiple choice field … must have choices listed in column F\")",
+                field=f.name,
+                hint="recent REDCap versions leave the SQL query and its choices out of project XML; before a "
+                "restore, change the field to text (or give it choices) in a copy of the file, or restore via the UI",
+            )
+
+
+def choice_fields_have_choices(meta: ProjectMetadata) -> Iterator[Finding]:
+    for f in meta.fields:
+        if f.field_type in ("radio", "select", "checkbox") and not f.choices:
+            yield Finding(
+                "error",
+                "SEM-NO-CHOICES",
+                f"{f.field_type} field {f.name!r} has no choices; REDCap's API import rejects multiple-choice "
+                "fields without choices",
+                field=f.name,
+                hint="its CodeList (or redcap:CheckboxChoices) is missing or empty; re-export the project",
+            )
+
+
+def checkbox_items_match_choices(meta: ProjectMetadata) -> Iterator[Finding]:
+    """Each checkbox's ItemRefs (var___code) must be exactly its choices, as REDCap expands them."""
+    refs: dict[str, list[str]] = {}
+    for group in meta.item_groups:
+        for ref in group.items:
+            refs.setdefault(ref.variable, []).append(ref.item_oid)
+    for f in meta.fields:
+        if f.field_type != "checkbox" or not f.choices:
+            continue
+        expected = list(f.export_names())
+        actual = refs.get(f.name, [])
+        if set(actual) != set(expected):
+            missing = [o for o in expected if o not in actual]
+            extra = [o for o in actual if o not in expected]
+            detail = "; ".join(
+                part for part in (
+                    f"no ItemRef for {', '.join(missing)}" if missing else "",
+                    f"ItemRefs for {', '.join(extra)} that match no choice" if extra else "",
+                ) if part
+            )
+            yield Finding(
+                "error",
+                "SEM-CHECKBOX-MISMATCH",
+                f"checkbox {f.name!r}: its choices ({f.checkbox_choices or ', '.join(c.code for c in f.choices)}) "
+                f"do not match its expanded items: {detail}",
+                field=f.name,
+                hint="REDCap writes one ItemDef/ItemRef per choice, named var___code; the file was edited by hand "
+                "or cut short — re-export the project",
+            )
+
+
+METADATA_RULES: tuple[Callable[[ProjectMetadata], Iterable[Finding]], ...] = (
+    sql_fields_block_restore,
+    choice_fields_have_choices,
+    checkbox_items_match_choices,
+)
+
+
+# -- per-subject context ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemRule:
+    """Everything a value check needs about one ItemOID, computed once per file."""
+
+    field: Field | None
+    codes: frozenset[str] | None  # allowed codes for coded fields, None = not coded
+    validation: str  # "" when no (known) validation
+
+
+@dataclass
+class SubjectContext:
+    """One SubjectData with the project facts the data rules need."""
+
+    subject: Subject
+    meta: ProjectMetadata
+    project: ProjectFacts
+
+    @property
+    def key(self) -> str:
+        return self.subject.key
+
+
+class ProjectFacts:
+    """Per-file lookups built once from the metadata (sets and dicts, no per-record state)."""
+
+    def __init__(self, meta: ProjectMetadata):
+        self.meta = meta
+        self.classic = not meta.events
+        self.event_forms = {e: frozenset(forms) for e, forms in meta.event_forms().items()}
+        self.forms = frozenset(meta.form_map)
+        self.item_groups = frozenset(g.oid for g in meta.item_groups)
+        self.missing_codes = frozenset(c.code for c in meta.missing_data_codes)
+        self.dags = frozenset(unique for _, unique in meta.dags) if meta.group("DataAccessGroupsGroup") else None
+        self.rules: dict[str, ItemRule] = {}
+        for oid, f in meta.item_oids.items():
+            self.rules[oid] = ItemRule(f, self._codes(f, oid), f.validation if f.validation in _COMPILED else "")
+        for f in meta.fields:  # missing-data codes on checkboxes are extra pseudo-options
+            if f.field_type == "checkbox":
+                for code in self.missing_codes:
+                    self.rules.setdefault(f"{f.name}___{checkbox_code(code)}", ItemRule(f, _BOOLEAN_CODES, ""))
+        for oid in meta.pseudo_fields:
+            self.rules.setdefault(oid, ItemRule(None, None, ""))
+
+    @staticmethod
+    def _codes(f: Field, oid: str) -> frozenset[str] | None:
+        if f.field_type not in _CODED:
+            return None
+        if f.field_type in ("yesno", "truefalse", "checkbox"):
+            return _BOOLEAN_CODES
+        if not f.choices:  # sql fields from 14.7+ carry no choices: nothing to check against
+            return None
+        return frozenset(c.code for c in f.choices)
+
+    def event_of(self, cell: Cell) -> str:
+        return cell.event or CLASSIC_EVENT
+
+
+def _where(ctx: SubjectContext, cell: Cell, **kw) -> dict:
+    return dict(record=ctx.key, event=cell.event or None, line=cell.line or None, **kw)
+
+
+# -- data rules ----------------------------------------------------------------------------------
+def subject_key_present(ctx: SubjectContext) -> Iterator[Finding]:
+    if not ctx.key.strip():
+        yield Finding(
+            "error",
+            "SEM-EMPTY-SUBJECTKEY",
+            "a SubjectData has an empty SubjectKey, so its data belong to no record",
+            line=ctx.subject.line or None,
+            record=ctx.key,
+            hint="every record needs its record ID; the file was edited by hand or damaged",
+        )
+
+
+def references_are_defined(ctx: SubjectContext) -> Iterator[Finding]:
+    """Every StudyEventOID, FormOID, ItemGroupOID and ItemOID names something in the metadata."""
+    p = ctx.project
+    for cell in ctx.subject.cells:
+        event = p.event_of(cell)
+        if event not in p.event_forms:
+            yield Finding(
+                "error", "SEM-UNDEFINED-EVENT",
+                f"data for event {event!r}, which the project does not define",
+                hint="REDCap's import fails with \"The unique event name … does not exist\"; "
+                     "the data and metadata come from different exports or projects",
+                **_where(ctx, cell, instance=cell.event_key or None),
+            )
+        if cell.form not in p.forms:
+            yield Finding(
+                "error", "SEM-UNDEFINED-FORM",
+                f"data for instrument {cell.form!r} (FormOID), which the project does not define",
+                hint="FormOID must be Form.<instrument name> of a FormDef",
+                **_where(ctx, cell, instance=cell.form_key or None),
+            )
+        elif not p.classic and event in p.event_forms and cell.form not in p.event_forms[event]:
+            yield Finding(
+                "error", "SEM-FORM-NOT-IN-EVENT",
+                f"instrument {cell.form!r} has data in event {event!r}, but is not designated for that event",
+                hint="REDCap only stores instruments in the events they are mapped to; the import drops or "
+                     "refuses this data — check the event mapping (FormRef) or re-export",
+                **_where(ctx, cell, field=cell.item_oid),
+            )
+        if cell.item_oid not in p.rules:
+            yield Finding(
+                "error", "SEM-UNDEFINED-ITEM",
+                f"value for {cell.item_oid!r}, which is not a field (or checkbox option) of the project",
+                hint="REDCap's import fails with \"The following fields were not found in the project\"",
+                **_where(ctx, cell, field=cell.item_oid),
+            )
+        if cell.group_oid and cell.group_oid not in p.item_groups:
+            yield Finding(
+                "warning", "SEM-UNDEFINED-ITEMGROUP",
+                f"ItemGroupData {cell.group_oid!r} is not an ItemGroupDef of the project",
+                hint="REDCap's import ignores ItemGroupOID, so this does not change what is restored",
+                **_where(ctx, cell, field=cell.item_oid),
+            )
+
+
+def _positive(key: str) -> bool:
+    return key.isdigit() and int(key) >= 1
+
+
+def repeat_keys_fit(ctx: SubjectContext) -> Iterator[Finding]:
+    """Instance numbers above 1 only on repeating events or instruments, and always whole numbers."""
+    meta = ctx.meta
+    for cell in ctx.subject.cells:
+        event = ctx.project.event_of(cell)
+        for kind, key, repeating, what in (
+            ("event", cell.event_key, meta.is_repeating_event(event), f"event {event!r}"),
+            ("form", cell.form_key, meta.is_repeating_form(event, cell.form), f"instrument {cell.form!r}"),
+        ):
+            if not key or key == "1":
+                continue
+            if not _positive(key):
+                yield Finding(
+                    "error", "SEM-REPEAT-KEY",
+                    f"{'StudyEventRepeatKey' if kind == 'event' else 'FormRepeatKey'}={key!r} on {what} is not "
+                    "an instance number (1, 2, 3, …)",
+                    hint="REDCap reads repeat keys as instance numbers",
+                    **_where(ctx, cell, instance=key, field=cell.item_oid),
+                )
+            elif not repeating:
+                yield Finding(
+                    "error", "SEM-REPEAT-KEY",
+                    f"instance {key} of {what}, which is not set up to repeat"
+                    + (f" in event {event!r}" if kind == "form" and not ctx.project.classic else ""),
+                    hint="only repeating instruments/events have instances above 1 "
+                         "(redcap:RepeatingInstrumentsAndEvents); the restore would merge or drop these values",
+                    **_where(ctx, cell, instance=key, field=cell.item_oid),
+                )
+
+
+def values_fit_fields(ctx: SubjectContext) -> Iterator[Finding]:
+    """Codes in their code lists, DAGs that exist, and values in their validation's format."""
+    p = ctx.project
+    for cell in ctx.subject.cells:
+        value = cell.value
+        if isinstance(value, FileValue) or value == "" or value in p.missing_codes:
+            continue
+        if cell.item_oid == DAG_FIELD:
+            if p.dags is not None and value not in p.dags:
+                yield Finding(
+                    "error", "SEM-UNKNOWN-DAG",
+                    f"record is assigned to Data Access Group {value!r}, which DataAccessGroupsGroup does not define "
+                    f"(known: {', '.join(sorted(p.dags)) or 'none'})",
+                    hint="REDCap's import rejects unknown DAG names; the DAG was renamed or deleted after export",
+                    **_where(ctx, cell, field=cell.item_oid),
+                )
+            continue
+        rule = p.rules.get(cell.item_oid)
+        if rule is None:
+            continue  # reported by references_are_defined
+        if rule.codes is not None and value not in rule.codes:
+            f = rule.field
+            yield Finding(
+                "error", "SEM-CODE-NOT-IN-LIST",
+                f"{f.field_type if f else 'coded'} field {cell.item_oid!r} holds {value!r}, which is not one of its "
+                f"codes ({', '.join(sorted(rule.codes)[:12])}{', …' if len(rule.codes) > 12 else ''})"
+                + (" or a missing-data code" if p.missing_codes else ""),
+                hint="REDCap's import rejects values outside the choices; the choices were edited after the data "
+                     "were entered, or the value was changed by hand",
+                **_where(ctx, cell, field=cell.item_oid),
+            )
+        elif rule.validation and not value_matches(rule.validation, value):
+            expected = VALIDATION_FORMATS[rule.validation][1]
+            yield Finding(
+                "warning", "SEM-VALIDATION-TYPE",
+                f"{cell.item_oid!r} ({rule.validation}) holds {value!r}, not {expected}",
+                hint="REDCap keeps values entered before a validation was added, and its import may reject them; "
+                     "fix the value in REDCap or remove the validation",
+                **_where(ctx, cell, field=cell.item_oid),
+            )
+
+
+SUBJECT_RULES: tuple[Callable[[SubjectContext], Iterable[Finding]], ...] = (
+    subject_key_present,
+    references_are_defined,
+    repeat_keys_fit,
+    values_fit_fields,
+)
+
+#: How findings of each code are folded: by the field/event they concern, not per record.
+_FOLD = {
+    "SEM-UNDEFINED-EVENT": lambda f: f.event,
+    "SEM-UNDEFINED-FORM": lambda f: f.message,
+    "SEM-FORM-NOT-IN-EVENT": lambda f: (f.event, f.message.split("'")[1]),
+    "SEM-UNDEFINED-ITEM": lambda f: f.field,
+    "SEM-UNDEFINED-ITEMGROUP": lambda f: f.message,
+    "SEM-REPEAT-KEY": lambda f: (f.event, f.field),
+    "SEM-CODE-NOT-IN-LIST": lambda f: f.field,
+    "SEM-VALIDATION-TYPE": lambda f: f.field,
+    "SEM-UNKNOWN-DAG": lambda f: f.message,
+}
+
+
+def row_key(meta: ProjectMetadata, cell: Cell, classic: bool) -> tuple[str, str, int | None]:
+    """(event, repeat instrument, instance): REDCap's flat-row key, as the importer forms it."""
+    event = cell.event or (CLASSIC_EVENT if classic else "")
+    if meta.is_repeating_event(event):
+        return event, "", int(cell.event_key) if cell.event_key.isdigit() else 1
+    if meta.is_repeating_form(event, cell.form):
+        return event, cell.form, int(cell.form_key) if cell.form_key.isdigit() else 1
+    return event, "", None
+
+
+class SemanticCheck:
+    """Runs every rule over one file's metadata and streamed subjects."""
+
+    def __init__(self, meta: ProjectMetadata, findings: Findings):
+        self.meta = meta
+        self.findings = findings
+        self.project = ProjectFacts(meta)
+        self._records: set[str] = set()
+        # hash((record, event, instrument, instance)) of every row seen: 64 bits per row keeps a
+        # 1 GB archive's rows in a few MB; a false "duplicate" needs a 64-bit collision.
+        self._rows: set[int] = set()
+        for rule in METADATA_RULES:
+            for finding in rule(meta):
+                findings.add(finding)
+
+    def subject(self, subject: Subject) -> None:
+        ctx = SubjectContext(subject, self.meta, self.project)
+        for rule in SUBJECT_RULES:
+            for finding in rule(ctx):
+                fold = _FOLD.get(finding.code)
+                self.findings.add(finding, group=fold(finding) if fold else None)
+        self._rows_once(subject)
+
+    def _rows_once(self, subject: Subject) -> None:
+        """A row may be spread over several blocks of ONE SubjectData (REDCap does that, research §3.2),
+        but a second SubjectData with the same key must not bring the same row again."""
+        rows: dict[tuple, Cell] = {}
+        for cell in subject.cells:
+            rows.setdefault(row_key(self.meta, cell, self.project.classic), cell)
+        split = subject.key in self._records
+        for key, cell in rows.items():
+            digest = hash((subject.key, *key))
+            if split and digest in self._rows:
+                event, instrument, instance = key
+                self.findings.add(Finding(
+                    "error", "SEM-DUPLICATE-ROW",
+                    f"record {subject.key!r} has a second SubjectData with the same row (event {event!r}"
+                    + (f", instrument {instrument!r}" if instrument else "")
+                    + (f", instance {instance}" if instance else "") + "); which values win is undefined",
+                    line=subject.line or None, record=subject.key, event=event,
+                    instance=str(instance) if instance else None,
+                    hint="REDCap writes each record once; two exports were concatenated or the file was edited",
+                ))
+            self._rows.add(digest)
+        if split:
+            self.findings.add(Finding(
+                "warning", "SEM-RECORD-SPLIT",
+                f"record {subject.key!r} appears in more than one SubjectData",
+                line=subject.line or None, record=subject.key,
+                hint="REDCap writes each record as one SubjectData; the import merges them",
+            ), group=subject.key)
+        self._records.add(subject.key)
