@@ -38,6 +38,10 @@ class TargetError(DrillError):
     """A restore target refused a request, died, or cannot be reached."""
 
 
+class DockerError(TargetError):
+    """The disposable Docker REDCap cannot be built, started, reached or removed."""
+
+
 class CompareError(DrillError):
     """Two archives cannot be compared (for example one has no metadata)."""
 
