@@ -63,6 +63,8 @@ class Difference:
 def _show(value: str | None) -> str:
     if value is None:
         return "(absent)"
+    if value == "":
+        return '""'
     return value if len(value) <= 120 else value[:117] + "…"
 
 

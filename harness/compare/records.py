@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,16 +30,9 @@ from harness.compare.reread import Opener, reread
 from harness.compare.store import SpillStore
 from harness.odm.model import CLASSIC_EVENT, DAG_FIELD, FileValue, ProjectMetadata, Record, Subject
 from harness.odm.reader import assemble
+from harness.odm.writer import natural_key
 
 RowKey = tuple[str, str, "int | None"]
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(record_id: str) -> tuple:
-    """Case-insensitive natural order (REDCap's natcaseksort, closely enough to pair records)."""
-    parts = _DIGITS.split(record_id.lower())
-    return tuple((0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts) if p)
 
 
 @dataclass(slots=True)

@@ -230,7 +230,9 @@ def compare_structure(a: ProjectMetadata, b: ProjectMetadata) -> StructureResult
     ca = canonical(a, as_classic=single_event)
     cb = canonical(b)
     ctx = rule_context(a, b)
-    diff = DeepDiff(ca, cb, view="tree", custom_operators=[_OrderOperator()])
+    # threshold_to_diff_deeper=0: always descend, so each missing field is its own finding
+    # instead of one "the whole fields dict changed" when few keys are shared.
+    diff = DeepDiff(ca, cb, view="tree", custom_operators=[_OrderOperator()], threshold_to_diff_deeper=0)
     changes = []
     for levels in diff.values():
         for level in levels:
@@ -241,11 +243,12 @@ def compare_structure(a: ProjectMetadata, b: ProjectMetadata) -> StructureResult
     for path, t1, t2 in sorted(changes, key=lambda c: _sort_key(c[0], ca, cb)):
         rule = known.match_structure(path, t1, t2, ctx)
         kind, location = describe(path, t1, t2, ca, cb)
+        a_text, b_text = render(t1, kind), render(t2, kind)
         if rule is not None:
             fired[rule.name] += 1
-            out.append(Difference(kind, rule.severity, location, render(t1), render(t2), rule.name, rule.reason))
+            out.append(Difference(kind, rule.severity, location, a_text, b_text, rule.name, rule.reason))
         else:
-            out.append(Difference(kind, "failure", location, render(t1), render(t2), None, _reason(kind)))
+            out.append(Difference(kind, "failure", location, a_text, b_text, None, _reason(kind)))
     return StructureResult(tuple(out), fired, count_items(ca))
 
 
@@ -274,10 +277,16 @@ def _position(key, a: dict, b: dict) -> int:
     return len(a) + len(b)
 
 
-def render(value: Any) -> str | None:
+def render(value: Any, kind: str = "") -> str | None:
     """A metadata value as finding text (metadata is project design, not PHI)."""
     if value is ABSENT or value is None:
         return None
+    if isinstance(value, dict) and kind in ("field_missing", "field_extra"):
+        return f"{value['field_type']} field “{value['label']}”"
+    if isinstance(value, dict) and kind in ("form_missing", "form_extra"):
+        return f"instrument “{value['label']}” ({len(value['fields'])} fields)"
+    if isinstance(value, dict) and kind in ("event_missing", "event_extra"):
+        return f"event “{value['name']}” ({len(value['forms'])} instruments)"
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -313,6 +322,8 @@ def _row_label(rows_a, rows_b, index: str) -> str:
 def describe(path, a, b, ca, cb) -> tuple[str, str]:
     """(kind, readable location) of a change at ``path`` in the canonical model."""
     head, rest = path[0], path[1:]
+    if not rest:
+        return "metadata_changed", head
     if head == "odm":
         return "metadata_changed", SEP.join(("ODM",) + rest)
     if head == "study":
