@@ -44,7 +44,7 @@ _HINTS = (
 
 @dataclass
 class Block:
-    kind: str  # "odm" | "study" | "clinical" | "subject" | "other"
+    kind: str  # "odm" | "study" | "clinical" | "subject" | "other" (any other child of ODM or ClinicalData)
     element: etree._Element
 
 
@@ -108,6 +108,11 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
                 _release(el)
             elif depth == 2 and el.tag == SUBJECT:
                 yield Block("subject", el)
+                _release(el)
+            elif depth == 2 and el.getparent().tag == CLINICAL:
+                # Any other child of ClinicalData (AuditRecords, a stray element): handed out so the
+                # validator sees it, then freed like a subject.
+                yield Block("other", el)
                 _release(el)
     except etree.XMLSyntaxError as exc:
         raise syntax_error(exc, name) from None

@@ -204,13 +204,13 @@ class DialectCheck:
             if code == "DIALECT-REDCAP-EXTENSIONS" and not self.strict:
                 continue
             deviation = DEVIATIONS[code]
-            times = f"{count} time{'s' if count != 1 else ''}"
+            times = f" ({count} times, the first here)" if count > 1 else ""
             self.findings.add(
                 Finding(
                     "error" if self.strict else "note",
                     code,
-                    f"{deviation.summary}: {times}, first here"
-                    + (" — not allowed by plain ODM 1.3.1" if self.strict else " — REDCap's dialect, accepted"),
+                    f"{deviation.summary}{times}"
+                    + (": not allowed by plain ODM 1.3.1" if self.strict else ": REDCap's dialect, accepted"),
                     line=line,
                     path=path,
                     hint=deviation.explanation,
