@@ -77,7 +77,7 @@ class DrillOptions:
     keep: bool = False  # leave the restored project on the target when the drill fails
     now: datetime | None = None  # the clock freshness is judged by (default: now)
     max_differences: int = 200  # per stage; the rest are counted, not listed
-    #: Extra keyword options for the comparator (e.g. from the pytest hook).
+    #: Extra `harness.compare.CompareOptions` fields (e.g. from the pytest hook).
     compare_options: tuple[tuple[str, Any], ...] = ()
 
 
@@ -387,7 +387,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
     # schema, then semantics over the model -------------------------------------------------
     read: _Read | None = None
     if stages.runs("schema"):
-        status, reason, read, seconds = _validate(entry.path)
+        status, reason, read, seconds = _validate(Path(entry.path))
         findings.extend(read.findings if read else ())
         stages.add("schema", status, reason, seconds[0])
         if stages.runs("semantics"):
@@ -428,7 +428,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
         if stages.runs("structure"):
             assert exported is not None
             t0 = time.perf_counter()
-            comparison = _compare(entry.path, exported, options)
+            comparison = _compare(entry.path, exported, export_options, options)
             elapsed = time.perf_counter() - t0
             stages.add("structure", *comparison.structure, elapsed / 2)
             if getattr(entry, "metadata_only", False):
@@ -497,7 +497,8 @@ def _semantics(read: _Read | None) -> tuple[Status, str]:
     if read is None:
         return "not_run", "not run: the archive could not be read"
     sem = [f for f in read.findings if f.stage == "semantics"]
-    blockers = [f for f in sem if f.code.startswith(RESTORE_BLOCKER)]
+    # A data-only export (no metadata) is a warning to the validator but cannot be restored at all.
+    blockers = [f for f in sem if f.code.startswith(RESTORE_BLOCKER) or f.code == "SEM-NO-METADATA"]
     errors = [f for f in sem if f.severity == "error"]
     warnings = [f for f in sem if f.severity == "warning"]
     if blockers:
@@ -561,72 +562,82 @@ def _describe_options(options: ExportOptions) -> str:
 # Validation: the real XSD plus the semantic rules (harness.schema)
 # --------------------------------------------------------------------------------------------
 def _validate(path: Path) -> tuple[Status, str, _Read | None, tuple[float, float]]:
-    """Schema status and reason, then the model, facts and findings; with (schema, read) seconds."""
+    """One streamed pass: the XSD and dialect check per block, semantic rules per record, and our facts.
+
+    Returns the schema verdict, what was read (None if the XML is unreadable)
+    and (seconds, 0): semantics runs inside the same pass, so its time is the schema's.
+    """
+    from harness.schema import Findings, Validation, locate_schema
+    from harness.schema.semantic import SemanticCheck
+
     t0 = time.perf_counter()
-    status, reason, findings, source = _schema(path)
-    t1 = time.perf_counter()
+    skipped = ""
     try:
-        meta, facts = _read_archive(path)
-    except DrillError as exc:
-        # Unreadable as REDCap XML: nothing later can run, whatever the schema said.
-        if status != "failed":
-            status, reason = "failed", str(exc)
-        return status, reason, None, (t1 - t0, time.perf_counter() - t1)
-    return status, reason, _Read(meta, facts, tuple(findings), source), (t1 - t0, time.perf_counter() - t1)
-
-
-def _schema(path: Path) -> tuple[Status, str, list[Finding], str]:
-    try:
-        from harness.schema import validate
-    except ImportError:
-        return ("skipped", "schema validation is not available in this installation (harness.schema.validate "
-                "is missing); reinstall redcap-drill", [], "")
-    try:
-        result = validate(path)
+        check: Validation | None = Validation(location=locate_schema())
     except SchemaError as exc:
-        # The XSD is missing or broken: the archive is not at fault, but the check is owed.
-        return "skipped", str(exc), [], ""
+        # The XSD is missing or altered: the archive is not at fault, but the check is owed.
+        check, skipped = None, str(exc)
+    sink = Findings(50)
+    records = files = dags = survey = 0
+    try:
+        with open_xml(path) as stream:
+            doc = OdmDocument(stream, name=path.name, on_block=check.on_block if check else None)
+            meta = doc.metadata
+            semantic = None
+            if check is not None:
+                check.on_metadata(meta, has_metadata=doc.has_metadata)
+            elif doc.has_metadata:
+                semantic = SemanticCheck(meta, sink)  # semantic rules need no XSD: still run them
+            for subject in doc.subjects():
+                if check is not None:
+                    check.on_subject(subject)
+                elif semantic is not None:
+                    semantic.subject(subject)
+                records += 1
+                has_dag = False
+                for cell in subject.cells:
+                    if isinstance(cell.value, FileValue):
+                        files += 1
+                    elif cell.item_oid == DAG_FIELD and cell.value:
+                        has_dag = True
+                    elif cell.value and (cell.item_oid == SURVEY_ID_FIELD or cell.item_oid.endswith("_timestamp")):
+                        survey += 1
+                dags += has_dag
+            result = check.result(doc, name=path.name) if check is not None else None
     except DrillError as exc:
-        return "failed", str(exc), [], ""
-    findings = list(_findings(result))
-    source = str(getattr(result, "schema_source", "") or "")
-    errors = [f for f in findings if f.stage == "schema" and f.severity == "error"]
+        # Not readable as XML at all (malformed, truncated, hostile): nothing later can run.
+        return "failed", str(exc), None, (time.perf_counter() - t0, 0.0)
+    elapsed = time.perf_counter() - t0
+    facts = ArchiveFacts(records=records, files=files, dag_assignments=dags, survey_values=survey)
+    if result is None:
+        found = tuple(_findings(sink.result()[0]))
+        return "skipped", skipped, _Read(meta, facts, found), (elapsed, 0.0)
+    found = tuple(_findings(result.findings))
+    source = _schema_source(check)
+    errors = [f for f in found if f.stage == "schema" and f.severity == "error"]
     if errors:
         where = f" (line {errors[0].line})" if errors[0].line else ""
-        return "failed", f"{len(errors)} schema error(s); first{where}: {errors[0].message}", findings, source
-    return "passed", "valid against the CDISC ODM 1.3.1 schema" + (f" ({source})" if source else ""), findings, source
+        total = result.counts.get("error", len(errors))
+        return ("failed", f"{total} schema error(s); first{where}: {errors[0].code} {errors[0].message}",
+                _Read(meta, facts, found, source), (elapsed, 0.0))
+    return ("passed", f"valid CDISC ODM 1.3.1 ({result.profile} profile)", _Read(meta, facts, found, source),
+            (elapsed, 0.0))
 
 
-def _findings(result: Any) -> Iterable[Finding]:
-    items = getattr(result, "findings", result)
-    for item in items or ():
-        data = item.to_dict() if hasattr(item, "to_dict") else dict(vars(item))
-        code = str(data.get("code", "") or "")
-        stage = "semantics" if code.upper().startswith("SEM") else "schema"
-        line = data.get("line")
-        yield Finding(stage=stage, severity=str(data.get("severity", "error")).lower(), code=code,
-                      message=str(data.get("message", "")), line=int(line) if isinstance(line, int) else None,
-                      path=str(data.get("path", "") or ""))
+def _schema_source(check: Any) -> str:
+    location = getattr(getattr(check, "schema", None), "location", None)
+    return str(location) if location else ""
 
 
-def _read_archive(path: Path) -> tuple[ProjectMetadata, ArchiveFacts]:
-    """Metadata and record facts in one streamed pass (one SubjectData in memory at a time)."""
-    records = files = dags = survey = 0
-    with open_xml(path) as stream:
-        doc = OdmDocument(stream, name=path.name)
-        meta = doc.metadata
-        for subject in doc.subjects():
-            records += 1
-            has_dag = False
-            for cell in subject.cells:
-                if isinstance(cell.value, FileValue):
-                    files += 1
-                elif cell.item_oid == DAG_FIELD and cell.value:
-                    has_dag = True
-                elif cell.value and (cell.item_oid == SURVEY_ID_FIELD or cell.item_oid.endswith("_timestamp")):
-                    survey += 1
-            dags += has_dag
-    return meta, ArchiveFacts(records=records, files=files, dag_assignments=dags, survey_values=survey)
+def _findings(items: Iterable[Any]) -> Iterable[Finding]:
+    for item in items:
+        code = str(item.code)
+        where = getattr(item, "where", None)
+        path = item.path or (where() if callable(where) else "") or ""
+        yield Finding(stage="semantics" if code.upper().startswith("SEM") else "schema",
+                      severity=str(item.severity), code=code,
+                      message=item.message + (f" — {item.hint}" if getattr(item, "hint", "") else ""),
+                      line=item.line if isinstance(item.line, int) else None, path=str(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,105 +653,96 @@ class _Compared:
     fidelity: Fidelity
 
 
-def _compare(archive: Path, exported: Path, options: DrillOptions) -> _Compared:
+def _compare(archive: Path, exported: Path, export: ExportOptions, options: DrillOptions) -> _Compared:
     try:
-        from harness.compare import compare_paths
+        from harness.compare import CompareOptions, compare_paths
     except ImportError:
         why = ("the comparator is not available in this installation (harness.compare.compare_paths is missing); "
                "reinstall redcap-drill")
         return _Compared(("skipped", why), ("skipped", why), (), {}, (), Fidelity())
+    compare_options = CompareOptions(
+        b_files=export.files, b_survey_fields=export.survey_fields, b_dags=export.dags,
+        show_values=options.show_values, max_listed=options.max_differences, **dict(options.compare_options))
     try:
-        comparison = compare_paths(archive, exported, **dict(options.compare_options))
+        comparison = compare_paths(archive, exported, options=compare_options)
     except DrillError as exc:
         return _Compared(("failed", str(exc)), ("failed", str(exc)), (), {}, (), Fidelity())
-    data = comparison.to_dict() if hasattr(comparison, "to_dict") else {}
-    return _from_comparison(comparison, data, options)
+    return _from_comparison(comparison, options)
 
 
-def _from_comparison(comparison: Any, data: dict[str, Any], options: DrillOptions) -> _Compared:
-    per_stage: dict[str, list[Difference]] = {"structure": [], "records": []}
-    for stage in per_stage:
-        for raw in _diff_items(data.get(stage)):
-            per_stage[stage].append(_difference(stage, raw, options.show_values))
-    omitted = {}
-    kept: list[Difference] = []
-    for stage, diffs in per_stage.items():
-        # Failures first, so truncation never hides what failed the drill behind warnings.
+def _from_comparison(comparison: Any, options: DrillOptions) -> _Compared:
+    """The comparator's `Comparison` as stage verdicts, listed differences and fidelity."""
+    records = comparison.records
+    structure = [_difference("structure", d, options.show_values) for d in comparison.structure
+                 if d.severity != "masked"]
+    record_diffs = [_difference("records", d, options.show_values) for d in records.differences
+                    if d.severity != "masked"]
+    omitted: dict[str, int] = {}
+    listed: list[Difference] = []
+    for stage, diffs, total in (("structure", structure, len(structure)),
+                                ("records", record_diffs, max(records.differences_total, len(record_diffs)))):
+        # Failures first, so the cap never hides what failed the drill behind warnings.
         diffs.sort(key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))
-        kept.extend(diffs[: options.max_differences])
-        if len(diffs) > options.max_differences:
-            omitted[stage] = len(diffs) - options.max_differences
-    verdicts = {stage: _verdict(stage, comparison, data, per_stage[stage]) for stage in per_stage}
-    return _Compared(verdicts["structure"], verdicts["records"], tuple(kept), omitted,
-                     tuple(_known(data.get("known_fired"))), _fidelity(data))
+        listed.extend(diffs[: options.max_differences])
+        if total > min(len(diffs), options.max_differences):
+            omitted[stage] = total - min(len(diffs), options.max_differences)
 
-
-def _diff_items(section: Any) -> list[dict[str, Any]]:
-    if section is None:
-        return []
-    if isinstance(section, dict):
-        for key in ("differences", "items", "diffs"):
-            if isinstance(section.get(key), list):
-                return section[key]
-        return []
-    if isinstance(section, list):
-        return section
-    return []
-
-
-def _difference(stage: str, raw: dict[str, Any], show_values: bool) -> Difference:
-    expected = raw.get("expected", raw.get("a"))
-    actual = raw.get("actual", raw.get("b"))
-    location = raw.get("location", "")
-    if isinstance(location, (list, tuple)):
-        location = " / ".join(str(p) for p in location)
-    elif isinstance(location, dict):
-        location = " / ".join(f"{k}={v}" for k, v in location.items() if v not in (None, ""))
-    if stage == "records" and not show_values:
-        # Record values are participant data: the report says *that* they differ, not what they are.
-        expected = None if expected is None else MASK
-        actual = None if actual is None else MASK
-    return Difference(stage=stage, kind=str(raw.get("kind", "")), severity=str(raw.get("severity", "failure")),
-                      location=str(location), expected=None if expected is None else str(expected),
-                      actual=None if actual is None else str(actual), known=str(raw.get("known", "") or ""))
-
-
-def _verdict(stage: str, comparison: Any, data: dict[str, Any], diffs: list[Difference]) -> tuple[Status, str]:
-    failures = [d for d in diffs if d.severity == "failure"]
-    warnings = [d for d in diffs if d.severity == "warning"]
-    section = data.get(stage) if isinstance(data.get(stage), dict) else {}
-    passed = section.get("passed") if isinstance(section, dict) else None
-    if passed is None:
-        passed = not failures
-    if failures or not passed:
-        first = failures[0] if failures else None
+    structure_failures = [d for d in structure if d.severity == "failure"]
+    structure_verdict = _verdict(structure_failures, [d for d in structure if d.severity == "warning"])
+    record_failures = records.failures + records.missing_count + records.extra_count
+    if record_failures:
+        parts = [f"{n} {what}" for n, what in ((records.missing_count, "record(s) missing"),
+                                                (records.extra_count, "unexpected record(s)"),
+                                                (records.values_differing, "value(s) differing"))
+                 if n]
+        first = next((d for d in record_diffs if d.severity == "failure"), None)
         detail = f"; first: {first.kind} at {first.location}" if first else ""
-        return "failed", f"{len(failures)} difference(s) that REDCap does not explain{detail}"
-    return "passed", f"identical apart from {len(warnings)} documented REDCap difference(s)" if warnings \
-        else "identical"
+        record_verdict: tuple[Status, str] = ("failed", (", ".join(parts) or f"{records.failures} difference(s)")
+                                              + f" of {records.values_compared:,} values in "
+                                              f"{records.a_count:,} records" + detail)
+    else:
+        record_verdict = ("passed", f"{records.values_compared:,} values in {records.a_count:,} records identical"
+                          + (f" apart from {records.warnings} documented REDCap difference(s)"
+                             if records.warnings else ""))
+
+    rules = comparison.to_dict().get("known_rules", {}) if hasattr(comparison, "to_dict") else {}
+    known = tuple(
+        KnownDifference(name, _describe_rule(rules.get(name, {})), int(count))
+        for name, count in sorted(comparison.known_fired.items())
+    )
+    metadata_items = int(getattr(comparison, "metadata_items", 0) or 0)
+    fidelity = Fidelity(
+        metadata_compared=metadata_items,
+        metadata_identical=max(0, metadata_items - len(structure_failures)),
+        records_compared=records.values_compared,
+        records_identical=max(0, records.values_compared - records.values_differing),
+    )
+    return _Compared(structure_verdict, record_verdict, tuple(listed), omitted, known, fidelity)
 
 
-def _known(items: Any) -> Iterable[KnownDifference]:
-    if isinstance(items, dict):
-        items = [{"name": k, **(v if isinstance(v, dict) else {"count": v})} for k, v in items.items()]
-    for item in items or ():
-        if isinstance(item, str):
-            yield KnownDifference(item, "", 1)
-        else:
-            yield KnownDifference(str(item.get("name", item.get("id", ""))), str(item.get("description", "")),
-                                  int(item.get("count", 1) or 0))
+def _difference(stage: str, diff: Any, show_values: bool) -> Difference:
+    a, b = diff.a, diff.b
+    if stage == "records" and not show_values:
+        # Belt and braces: the comparator masks record values already; they are participant data.
+        a = None if a is None else MASK
+        b = None if b is None else MASK
+    return Difference(stage=stage, kind=diff.kind, severity=diff.severity, location=diff.location,
+                      expected=a, actual=b, known=diff.rule or "")
 
 
-def _fidelity(data: dict[str, Any]) -> Fidelity:
-    def counts(section: Any) -> tuple[int, int]:
-        if not isinstance(section, dict):
-            return 0, 0
-        stats = section.get("stats", section)
-        return int(stats.get("compared", 0) or 0), int(stats.get("identical", 0) or 0)
+def _verdict(failures: list[Difference], warnings: list[Difference]) -> tuple[Status, str]:
+    if failures:
+        first = failures[0]
+        return "failed", f"{len(failures)} difference(s) REDCap does not explain; first: {first.kind} at {first.location}"
+    if warnings:
+        return "passed", f"identical apart from {len(warnings)} documented REDCap difference(s)"
+    return "passed", "identical"
 
-    mc, mi = counts(data.get("structure"))
-    rc, ri = counts(data.get("records"))
-    return Fidelity(mc, mi, rc, ri)
+
+def _describe_rule(rule: dict[str, Any]) -> str:
+    summary, reason, section = rule.get("summary", ""), rule.get("reason", ""), rule.get("section", "")
+    text = f"{summary}: {reason}" if summary and reason else summary or reason
+    return f"{text} ({section})" if section else text
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,18 +3,33 @@
     report = build(results, RunInfo(...), trends=...)
     write_run(report, "reports")        # reports/runs/<run id>/ + reports/latest/ + ledger
     merged = merge(["shard-1", "shard-2"])
+
+Modules: ``coverage`` (what an archive holds; used by the drill itself, so it
+imports nothing from the rest of this package), ``model`` (ReportData),
+``render`` (jinja2 HTML, JSON), ``writer`` (folders, latest/, merge). Names are
+imported on first use so the drill can import ``coverage`` without a cycle.
 """
 
-from harness.reports.coverage import NEVER_IN_XML, ArchiveFacts, Coverage, Section, coverage
-from harness.reports.model import COMPLIANCE, SCHEMA_VERSION, Control, ReportData, RunInfo, Summary, build
-from harness.reports.render import render_html, render_json, view
-from harness.reports.writer import (
-    HTML, JUNIT, SUMMARY, Written, find_summary, load, merge, new_run_id, refresh_latest, run_dir, write_folder,
-    write_run,
-)
+from __future__ import annotations
 
-__all__ = [
-    "COMPLIANCE", "HTML", "JUNIT", "NEVER_IN_XML", "SCHEMA_VERSION", "SUMMARY", "ArchiveFacts", "Control", "Coverage",
-    "ReportData", "RunInfo", "Section", "Summary", "Written", "build", "coverage", "find_summary", "load", "merge",
-    "new_run_id", "refresh_latest", "render_html", "render_json", "run_dir", "view", "write_folder", "write_run",
-]
+import importlib
+
+_WHERE = {
+    "NEVER_IN_XML": "coverage", "ArchiveFacts": "coverage", "Coverage": "coverage", "Section": "coverage",
+    "coverage": "coverage",
+    "COMPLIANCE": "model", "SCHEMA_VERSION": "model", "Control": "model", "ReportData": "model", "RunInfo": "model",
+    "Summary": "model", "build": "model",
+    "render_html": "render", "render_json": "render", "view": "render",
+    "HTML": "writer", "JUNIT": "writer", "SUMMARY": "writer", "Written": "writer", "find_summary": "writer",
+    "load": "writer", "merge": "writer", "new_run_id": "writer", "refresh_latest": "writer", "run_dir": "writer",
+    "write_folder": "writer", "write_run": "writer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness.reports' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"harness.reports.{module}"), name)
