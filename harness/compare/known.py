@@ -343,7 +343,11 @@ def _slider_labels(path, a, b, ctx) -> bool:
 
 
 def _sql_dropped(path, a, b, ctx) -> bool:
-    return ctx.field_types.get(path[1]) == "sql" and (b is ABSENT or b in ({}, (), "", None))
+    if ctx.field_types.get(path[1]) != "sql":
+        return False
+    # Length is computed from the query's results, which a target without the
+    # query (or the database it reads) cannot reproduce.
+    return path[2] == "length" or b is ABSENT or b in ({}, (), "", None)
 
 
 def _attrs(table: Mapping[str, tuple[str, ...]]) -> list[Path]:
@@ -379,8 +383,8 @@ STRUCTURE_RULES: list[tuple[list[Path], KnownDifference, Predicate]] = [
      LEGACY_VALIDATION_NAME, _legacy_validation),
     ([("events", "*", "repeating")], REPEATING_EVENT_FLAG, _repeating_flag),
     ([("fields", "*", "slider_labels")], SLIDER_LABELS_ADDED, _slider_labels),
-    ([("fields", "*", "choices"), ("fields", "*", "choices", "*"), ("fields", "*", "choices", "*", "*")],
-     SQL_CHOICES_DROPPED, _sql_dropped),
+    ([("fields", "*", "choices"), ("fields", "*", "choices", "*"), ("fields", "*", "choices", "*", "*"),
+      ("fields", "*", "length")], SQL_CHOICES_DROPPED, _sql_dropped),
 ]
 
 
