@@ -26,7 +26,6 @@ from io import BytesIO
 from typing import BinaryIO, NamedTuple
 
 from harness.odm.model import (
-    CLASSIC_EVENT,
     DAG_FIELD,
     SURVEY_ID_FIELD,
     Choice,
