@@ -98,8 +98,8 @@ def _form(content_type: str, body: bytes) -> dict[str, bytes]:
 @pytest.fixture
 def archive(tmp_path) -> Path:
     path = tmp_path / "big.xml"
-    # 5 MB, bigger than one upload chunk, with bytes multipart must carry verbatim.
-    path.write_bytes(b'<?xml version="1.0" encoding="UTF-8" ?>\n<ODM>' + b"\r\n--x\x00\xff" * 700_000 + b"</ODM>")
+    # 1.6 MB, bigger than one upload chunk, with bytes multipart must carry verbatim.
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-8" ?>\n<ODM>' + b"\r\n--x\x00\xff" * 200_000 + b"</ODM>")
     return path
 
 
