@@ -54,14 +54,14 @@ ODM_HEAD = (
 
 # A repeating mix of REDCap field kinds: (kind, validation, data type, value maker).
 _KINDS = (
-    ("text", "", "text", lambda r, i: f"Some text {r}-{i}"),
+    ("text", "", "text", lambda r, i: f"Text {r}"),
     ("text", "int", "integer", lambda r, i: str((r * 7 + i) % 1000)),
     ("text", "date_ymd", "date", lambda r, i: f"20{10 + r % 14:02d}-{1 + i % 12:02d}-{1 + r % 28:02d}"),
     ("radio", "", "text", lambda r, i: str((r + i) % 3)),
     ("text", "float", "float", lambda r, i: f"{(r % 97) + i / 10:.1f}"),
     ("yesno", "", "boolean", lambda r, i: str((r + i) % 2)),
-    ("textarea", "", "text", lambda r, i: f"Line one {r}\nline two {i}"),
-    ("text", "email", "text", lambda r, i: f"p{r}.{i}@example.org"),
+    ("textarea", "", "text", lambda r, i: f"Line {r}\nnext"),
+    ("text", "email", "text", lambda r, i: f"p{r}@ex.org"),
     ("select", "", "text", lambda r, i: str(1 + (r * i) % 4)),
     ("text", "datetime_seconds_ymd", "datetime", lambda r, i: f"2024-0{1 + i % 9}-1{r % 10}T1{i % 10}:0{r % 6}:3{i % 6}"),
 )

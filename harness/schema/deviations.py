@@ -35,21 +35,20 @@ _XS = "{%s}" % XS_NS
 _NS = {"odm": ODM_NS, "redcap": REDCAP_NS}
 
 # Everything interesting in one SubjectData, found in a single C-level pass.
+# (A name test, @redcap:*, is several times faster here than a namespace-uri() predicate.)
 _SUBJECT_SCAN = etree.XPath(
     "odm:FormData"
     " | .//odm:ItemGroupData[@ItemGroupOID='' or (odm:ItemDataBase64Binary and odm:ItemData)]"
     " | .//redcap:*"
-    " | descendant-or-self::*/@*[namespace-uri()='%s']" % REDCAP_NS,
+    " | descendant-or-self::*/@redcap:*",
     namespaces=_NS,
 )
 _STUDY_SCAN = etree.XPath(
-    ".//odm:CodeList[@DataType='boolean']"
-    " | .//odm:ItemGroupDef[@Name='']"
-    " | .//redcap:*"
-    " | descendant-or-self::*/@*[namespace-uri()='%s']" % REDCAP_NS,
+    ".//odm:CodeList[@DataType='boolean'] | .//odm:ItemGroupDef[@Name=''] | .//redcap:* | descendant-or-self::*/@redcap:*",
     namespaces=_NS,
 )
-_ALL_REDCAP_ATTRS = etree.XPath("@*[namespace-uri()='%s']" % REDCAP_NS)
+_OTHER_SCAN = etree.XPath(".//redcap:* | descendant-or-self::*/@redcap:*", namespaces=_NS)
+_ALL_REDCAP_ATTRS = etree.XPath("@redcap:*", namespaces=_NS)
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class DialectCheck:
         """A top-level element other than Study and ClinicalData."""
         if el.tag.startswith(_R):
             self._redcap_element(el)
-        for hit in el.xpath(".//redcap:* | descendant-or-self::*/@*[namespace-uri()=$ns]", namespaces=_NS, ns=REDCAP_NS):
+        for hit in _OTHER_SCAN(el):
             if isinstance(hit, str):
                 self._redcap_attribute(hit.getparent(), hit.attrname)
             else:

@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
+from operator import itemgetter
 
 from harness.odm.model import (
     CLASSIC_EVENT,
@@ -81,19 +83,31 @@ _BOOLEAN_CODES = frozenset({"0", "1"})
 _CODED = frozenset({"radio", "select", "sql", "yesno", "truefalse", "checkbox"})
 
 
-def value_matches(validation: str, value: str) -> bool:
-    """Does a stored value fit its validation type? Unknown types always fit."""
-    pattern = _COMPILED.get(validation)
-    if pattern is None:
-        return True
-    if not pattern.fullmatch(value):
-        return False
-    if validation.startswith(("date_", "datetime_")):
+def _calendar_checked(pattern: re.Pattern) -> Callable[[str], bool]:
+    def fits(value: str) -> bool:
+        if not pattern.fullmatch(value):
+            return False
         try:  # the pattern allows 2023-02-30; the calendar does not
             date.fromisoformat(value[:10])
         except ValueError:
             return False
-    return True
+        return True
+
+    return fits
+
+
+#: Validation type -> a function telling whether a stored value fits it.
+_FITS: dict[str, Callable[[str], bool]] = {
+    name: (_calendar_checked(pattern) if name.startswith(("date_", "datetime_"))
+           else (lambda value, match=pattern.fullmatch: match(value) is not None))
+    for name, pattern in _COMPILED.items()
+}
+
+
+def value_matches(validation: str, value: str) -> bool:
+    """Does a stored value fit its validation type? Unknown types always fit."""
+    fits = _FITS.get(validation)
+    return fits is None or fits(value)
 
 
 # -- metadata rules ------------------------------------------------------------------------------
@@ -164,26 +178,22 @@ METADATA_RULES: tuple[Callable[[ProjectMetadata], Iterable[Finding]], ...] = (
 
 
 # -- per-subject context ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ItemRule:
-    """Everything a value check needs about one ItemOID, computed once per file."""
-
-    field: Field | None
-    codes: frozenset[str] | None  # allowed codes for coded fields, None = not coded
-    validation: str  # "" when no (known) validation
+_BLOCK = itemgetter(0, 1, 2, 3)  # (event, event key, form, form key) of a Cell
+_ITEM = itemgetter(5)
+_GROUP = itemgetter(4)
 
 
 @dataclass
-class SubjectContext:
-    """One SubjectData with the project facts the data rules need."""
+class ItemRule:
+    """What a value of one ItemOID must look like, computed once per file."""
 
-    subject: Subject
-    meta: ProjectMetadata
-    project: ProjectFacts
+    field: Field | None
+    codes: frozenset[str] | None  # allowed codes for coded fields (and DAG names); None = not coded
+    validation: str  # a key of VALIDATION_FORMATS, or ""
 
-    @property
-    def key(self) -> str:
-        return self.subject.key
+    @cached_property
+    def fits(self) -> Callable[[str], bool]:
+        return _FITS[self.validation]
 
 
 class ProjectFacts:
@@ -194,21 +204,31 @@ class ProjectFacts:
         self.classic = not meta.events
         self.event_forms = {e: frozenset(forms) for e, forms in meta.event_forms().items()}
         self.forms = frozenset(meta.form_map)
-        self.item_groups = frozenset(g.oid for g in meta.item_groups)
+        self.item_groups = frozenset(g.oid for g in meta.item_groups) | {""}
         self.missing_codes = frozenset(c.code for c in meta.missing_data_codes)
         self.dags = frozenset(unique for _, unique in meta.dags) if meta.group("DataAccessGroupsGroup") else None
-        self.rules: dict[str, ItemRule] = {}
+        #: Every ItemOID the data may use (fields, checkbox options, pseudo-fields).
+        self.items: set[str] = set(meta.item_oids) | set(meta.pseudo_fields)
+        #: The ItemOIDs whose values have something to check, and what.
+        self.value_rules: dict[str, ItemRule] = {}
         for oid, f in meta.item_oids.items():
-            self.rules[oid] = ItemRule(f, self._codes(f, oid), f.validation if f.validation in _COMPILED else "")
+            codes = self._codes(f)
+            validation = f.validation if f.validation in _COMPILED and f.field_type == "text" else ""
+            if codes is not None or validation:
+                self.value_rules[oid] = ItemRule(f, codes, validation)
         for f in meta.fields:  # missing-data codes on checkboxes are extra pseudo-options
             if f.field_type == "checkbox":
                 for code in self.missing_codes:
-                    self.rules.setdefault(f"{f.name}___{checkbox_code(code)}", ItemRule(f, _BOOLEAN_CODES, ""))
-        for oid in meta.pseudo_fields:
-            self.rules.setdefault(oid, ItemRule(None, None, ""))
+                    oid = f"{f.name}___{checkbox_code(code)}"
+                    self.items.add(oid)
+                    self.value_rules.setdefault(oid, ItemRule(f, _BOOLEAN_CODES, ""))
+        if self.dags is not None:
+            self.items.add(DAG_FIELD)
+            self.value_rules[DAG_FIELD] = ItemRule(None, self.dags, "")
+        self._repeating: dict[tuple[str, str], tuple[bool, bool]] = {}
 
     @staticmethod
-    def _codes(f: Field, oid: str) -> frozenset[str] | None:
+    def _codes(f: Field) -> frozenset[str] | None:
         if f.field_type not in _CODED:
             return None
         if f.field_type in ("yesno", "truefalse", "checkbox"):
@@ -217,12 +237,53 @@ class ProjectFacts:
             return None
         return frozenset(c.code for c in f.choices)
 
-    def event_of(self, cell: Cell) -> str:
-        return cell.event or CLASSIC_EVENT
+    def event_of(self, cell_event: str) -> str:
+        return cell_event or CLASSIC_EVENT
+
+    def repeating(self, event: str, form: str) -> tuple[bool, bool]:
+        """(the event repeats, the instrument repeats in it), cached per pair."""
+        key = (event, form)
+        found = self._repeating.get(key)
+        if found is None:
+            found = self._repeating[key] = (self.meta.is_repeating_event(event),
+                                            self.meta.is_repeating_form(event, form))
+        return found
 
 
-def _where(ctx: SubjectContext, cell: Cell, **kw) -> dict:
-    return dict(record=ctx.key, event=cell.event or None, line=cell.line or None, **kw)
+class SubjectContext:
+    """One SubjectData with the project facts the data rules need.
+
+    Most rules concern a *block* of cells, one (event, event key, form, form
+    key) — which event, form and instance the values belong to — so the
+    blocks are computed once; a record has a handful of them but may have
+    thousands of cells.
+    """
+
+    def __init__(self, subject: Subject, meta: ProjectMetadata, project: ProjectFacts):
+        self.subject = subject
+        self.meta = meta
+        self.project = project
+        self.key = subject.key
+
+    @cached_property
+    def blocks(self) -> dict[tuple[str, str, str, str], Cell]:
+        """(event, event key, form, form key) -> the first cell of that block."""
+        cells = self.subject.cells[::-1]  # reversed, so the first cell of each block is the one kept
+        return dict(zip(map(_BLOCK, cells), cells))
+
+    @cached_property
+    def item_oids(self) -> set[str]:
+        return set(map(_ITEM, self.subject.cells))
+
+    @cached_property
+    def group_oids(self) -> set[str]:
+        return set(map(_GROUP, self.subject.cells))
+
+    def first(self, index: int, value: str) -> Cell:
+        return next(c for c in self.subject.cells if c[index] == value)
+
+    def where(self, cell: Cell, **kw) -> dict:
+        return dict(record=self.key, event=cell.event or None, line=cell.line or None, **kw)
 
 
 # -- data rules ----------------------------------------------------------------------------------
@@ -238,48 +299,57 @@ def subject_key_present(ctx: SubjectContext) -> Iterator[Finding]:
         )
 
 
-def references_are_defined(ctx: SubjectContext) -> Iterator[Finding]:
-    """Every StudyEventOID, FormOID, ItemGroupOID and ItemOID names something in the metadata."""
+def events_and_forms_defined(ctx: SubjectContext) -> Iterator[Finding]:
+    """StudyEventOID and FormOID name an event and instrument of the project, mapped to each other."""
     p = ctx.project
-    for cell in ctx.subject.cells:
-        event = p.event_of(cell)
+    for (cell_event, event_key, form, form_key), cell in ctx.blocks.items():
+        event = p.event_of(cell_event)
         if event not in p.event_forms:
             yield Finding(
                 "error", "SEM-UNDEFINED-EVENT",
                 f"data for event {event!r}, which the project does not define",
                 hint="REDCap's import fails with \"The unique event name … does not exist\"; "
                      "the data and metadata come from different exports or projects",
-                **_where(ctx, cell, instance=cell.event_key or None),
+                **ctx.where(cell, instance=event_key or None),
             )
-        if cell.form not in p.forms:
+        if form not in p.forms:
             yield Finding(
                 "error", "SEM-UNDEFINED-FORM",
-                f"data for instrument {cell.form!r} (FormOID), which the project does not define",
+                f"data for instrument {form!r} (FormOID), which the project does not define",
                 hint="FormOID must be Form.<instrument name> of a FormDef",
-                **_where(ctx, cell, instance=cell.form_key or None),
+                **ctx.where(cell, instance=form_key or None),
             )
-        elif not p.classic and event in p.event_forms and cell.form not in p.event_forms[event]:
+        elif not p.classic and event in p.event_forms and form not in p.event_forms[event]:
             yield Finding(
                 "error", "SEM-FORM-NOT-IN-EVENT",
-                f"instrument {cell.form!r} has data in event {event!r}, but is not designated for that event",
+                f"instrument {form!r} has data in event {event!r}, but is not designated for that event",
                 hint="REDCap only stores instruments in the events they are mapped to; the import drops or "
                      "refuses this data — check the event mapping (FormRef) or re-export",
-                **_where(ctx, cell, field=cell.item_oid),
+                **ctx.where(cell),
             )
-        if cell.item_oid not in p.rules:
-            yield Finding(
-                "error", "SEM-UNDEFINED-ITEM",
-                f"value for {cell.item_oid!r}, which is not a field (or checkbox option) of the project",
-                hint="REDCap's import fails with \"The following fields were not found in the project\"",
-                **_where(ctx, cell, field=cell.item_oid),
-            )
-        if cell.group_oid and cell.group_oid not in p.item_groups:
-            yield Finding(
-                "warning", "SEM-UNDEFINED-ITEMGROUP",
-                f"ItemGroupData {cell.group_oid!r} is not an ItemGroupDef of the project",
-                hint="REDCap's import ignores ItemGroupOID, so this does not change what is restored",
-                **_where(ctx, cell, field=cell.item_oid),
-            )
+
+
+def items_defined(ctx: SubjectContext) -> Iterator[Finding]:
+    """Every ItemOID is a field, checkbox option or export pseudo-field of the project."""
+    for oid in sorted(ctx.item_oids - ctx.project.items):
+        cell = ctx.first(5, oid)
+        yield Finding(
+            "error", "SEM-UNDEFINED-ITEM",
+            f"value for {oid!r}, which is not a field (or checkbox option) of the project",
+            hint="REDCap's import fails with \"The following fields were not found in the project\"",
+            **ctx.where(cell, field=oid),
+        )
+
+
+def item_groups_defined(ctx: SubjectContext) -> Iterator[Finding]:
+    for oid in sorted(ctx.group_oids - ctx.project.item_groups):
+        cell = ctx.first(4, oid)
+        yield Finding(
+            "warning", "SEM-UNDEFINED-ITEMGROUP",
+            f"ItemGroupData {oid!r} is not an ItemGroupDef of the project",
+            hint="REDCap's import ignores ItemGroupOID, so this does not change what is restored",
+            **ctx.where(cell, field=cell.item_oid),
+        )
 
 
 def _positive(key: str) -> bool:
@@ -288,104 +358,108 @@ def _positive(key: str) -> bool:
 
 def repeat_keys_fit(ctx: SubjectContext) -> Iterator[Finding]:
     """Instance numbers above 1 only on repeating events or instruments, and always whole numbers."""
-    meta = ctx.meta
-    for cell in ctx.subject.cells:
-        event = ctx.project.event_of(cell)
-        for kind, key, repeating, what in (
-            ("event", cell.event_key, meta.is_repeating_event(event), f"event {event!r}"),
-            ("form", cell.form_key, meta.is_repeating_form(event, cell.form), f"instrument {cell.form!r}"),
+    p = ctx.project
+    for (cell_event, event_key, form, form_key), cell in ctx.blocks.items():
+        if event_key in ("", "1") and form_key in ("", "1"):
+            continue
+        event = p.event_of(cell_event)
+        event_repeats, form_repeats = p.repeating(event, form)
+        for attribute, key, repeating, what in (
+            ("StudyEventRepeatKey", event_key, event_repeats, f"event {event!r}"),
+            ("FormRepeatKey", form_key, form_repeats, f"instrument {form!r}"),
         ):
-            if not key or key == "1":
+            if key in ("", "1"):
                 continue
             if not _positive(key):
                 yield Finding(
                     "error", "SEM-REPEAT-KEY",
-                    f"{'StudyEventRepeatKey' if kind == 'event' else 'FormRepeatKey'}={key!r} on {what} is not "
-                    "an instance number (1, 2, 3, …)",
+                    f"{attribute}={key!r} on {what} is not an instance number (1, 2, 3, …)",
                     hint="REDCap reads repeat keys as instance numbers",
-                    **_where(ctx, cell, instance=key, field=cell.item_oid),
+                    **ctx.where(cell, instance=key),
                 )
             elif not repeating:
                 yield Finding(
                     "error", "SEM-REPEAT-KEY",
                     f"instance {key} of {what}, which is not set up to repeat"
-                    + (f" in event {event!r}" if kind == "form" and not ctx.project.classic else ""),
+                    + (f" in event {event!r}" if attribute == "FormRepeatKey" and not p.classic else ""),
                     hint="only repeating instruments/events have instances above 1 "
                          "(redcap:RepeatingInstrumentsAndEvents); the restore would merge or drop these values",
-                    **_where(ctx, cell, instance=key, field=cell.item_oid),
+                    **ctx.where(cell, instance=key),
                 )
 
 
 def values_fit_fields(ctx: SubjectContext) -> Iterator[Finding]:
     """Codes in their code lists, DAGs that exist, and values in their validation's format."""
     p = ctx.project
-    for cell in ctx.subject.cells:
-        value = cell.value
-        if isinstance(value, FileValue) or value == "" or value in p.missing_codes:
+    rules = p.value_rules
+    missing = p.missing_codes
+    for event, _, _, _, _, item, value, line in ctx.subject.cells:
+        rule = rules.get(item)
+        if rule is None:
             continue
-        if cell.item_oid == DAG_FIELD:
-            if p.dags is not None and value not in p.dags:
+        # Blank values, uploaded files and missing-data codes are allowed in any field.
+        if rule.codes is not None:
+            if value in rule.codes or value.__class__ is not str or value == "" or value in missing:
+                continue
+            where = dict(record=ctx.key, event=event or None, line=line or None, field=item)
+            if item == DAG_FIELD:
                 yield Finding(
                     "error", "SEM-UNKNOWN-DAG",
-                    f"record is assigned to Data Access Group {value!r}, which DataAccessGroupsGroup does not define "
-                    f"(known: {', '.join(sorted(p.dags)) or 'none'})",
+                    f"record is assigned to Data Access Group {value!r}, which DataAccessGroupsGroup does not "
+                    f"define (known: {', '.join(sorted(rule.codes)) or 'none'})",
                     hint="REDCap's import rejects unknown DAG names; the DAG was renamed or deleted after export",
-                    **_where(ctx, cell, field=cell.item_oid),
+                    **where,
                 )
-            continue
-        rule = p.rules.get(cell.item_oid)
-        if rule is None:
-            continue  # reported by references_are_defined
-        if rule.codes is not None and value not in rule.codes:
-            f = rule.field
+                continue
+            codes = sorted(rule.codes)
             yield Finding(
                 "error", "SEM-CODE-NOT-IN-LIST",
-                f"{f.field_type if f else 'coded'} field {cell.item_oid!r} holds {value!r}, which is not one of its "
-                f"codes ({', '.join(sorted(rule.codes)[:12])}{', …' if len(rule.codes) > 12 else ''})"
-                + (" or a missing-data code" if p.missing_codes else ""),
+                f"{rule.field.field_type} field {item!r} holds {value!r}, which is not one of its codes "
+                f"({', '.join(codes[:12])}{', …' if len(codes) > 12 else ''})"
+                + (" or a missing-data code" if missing else ""),
                 hint="REDCap's import rejects values outside the choices; the choices were edited after the data "
                      "were entered, or the value was changed by hand",
-                **_where(ctx, cell, field=cell.item_oid),
+                **where,
             )
-        elif rule.validation and not value_matches(rule.validation, value):
-            expected = VALIDATION_FORMATS[rule.validation][1]
+        elif value.__class__ is str and value and not rule.fits(value) and value not in missing:
             yield Finding(
                 "warning", "SEM-VALIDATION-TYPE",
-                f"{cell.item_oid!r} ({rule.validation}) holds {value!r}, not {expected}",
+                f"{item!r} ({rule.validation}) holds {value!r}, not {VALIDATION_FORMATS[rule.validation][1]}",
                 hint="REDCap keeps values entered before a validation was added, and its import may reject them; "
                      "fix the value in REDCap or remove the validation",
-                **_where(ctx, cell, field=cell.item_oid),
+                record=ctx.key, event=event or None, line=line or None, field=item,
             )
 
 
 SUBJECT_RULES: tuple[Callable[[SubjectContext], Iterable[Finding]], ...] = (
     subject_key_present,
-    references_are_defined,
+    events_and_forms_defined,
+    items_defined,
+    item_groups_defined,
     repeat_keys_fit,
     values_fit_fields,
 )
 
-#: How findings of each code are folded: by the field/event they concern, not per record.
-_FOLD = {
-    "SEM-UNDEFINED-EVENT": lambda f: f.event,
-    "SEM-UNDEFINED-FORM": lambda f: f.message,
-    "SEM-FORM-NOT-IN-EVENT": lambda f: (f.event, f.message.split("'")[1]),
-    "SEM-UNDEFINED-ITEM": lambda f: f.field,
-    "SEM-UNDEFINED-ITEMGROUP": lambda f: f.message,
-    "SEM-REPEAT-KEY": lambda f: (f.event, f.field),
+#: Findings of these codes are folded per field (or event and field), not reported per record;
+#: every other data finding is folded with identical ones (same message).
+_FOLD_BY = {
+    "SEM-REPEAT-KEY": lambda f: (f.event, f.message.split(" of ", 1)[-1]),
     "SEM-CODE-NOT-IN-LIST": lambda f: f.field,
     "SEM-VALIDATION-TYPE": lambda f: f.field,
-    "SEM-UNKNOWN-DAG": lambda f: f.message,
+    "SEM-UNDEFINED-ITEM": lambda f: f.field,
 }
+_NOT_FOLDED = {"SEM-EMPTY-SUBJECTKEY"}
 
 
-def row_key(meta: ProjectMetadata, cell: Cell, classic: bool) -> tuple[str, str, int | None]:
-    """(event, repeat instrument, instance): REDCap's flat-row key, as the importer forms it."""
-    event = cell.event or (CLASSIC_EVENT if classic else "")
-    if meta.is_repeating_event(event):
-        return event, "", int(cell.event_key) if cell.event_key.isdigit() else 1
-    if meta.is_repeating_form(event, cell.form):
-        return event, cell.form, int(cell.form_key) if cell.form_key.isdigit() else 1
+def row_key(project: ProjectFacts, block: tuple[str, str, str, str]) -> tuple[str, str, int | None]:
+    """(event, repeat instrument, instance): REDCap's flat-row key, as its importer forms it."""
+    cell_event, event_key, form, form_key = block
+    event = cell_event or (CLASSIC_EVENT if project.classic else "")
+    event_repeats, form_repeats = project.repeating(event, form)
+    if event_repeats:
+        return event, "", int(event_key) if event_key.isdigit() else 1
+    if form_repeats:
+        return event, form, int(form_key) if form_key.isdigit() else 1
     return event, "", None
 
 
@@ -408,27 +482,30 @@ class SemanticCheck:
         ctx = SubjectContext(subject, self.meta, self.project)
         for rule in SUBJECT_RULES:
             for finding in rule(ctx):
-                fold = _FOLD.get(finding.code)
-                self.findings.add(finding, group=fold(finding) if fold else None)
-        self._rows_once(subject)
+                if finding.code in _NOT_FOLDED:
+                    self.findings.add(finding)
+                else:
+                    fold = _FOLD_BY.get(finding.code)
+                    self.findings.add(finding, group=fold(finding) if fold else finding.message)
+        self._rows_once(ctx)
 
-    def _rows_once(self, subject: Subject) -> None:
+    def _rows_once(self, ctx: SubjectContext) -> None:
         """A row may be spread over several blocks of ONE SubjectData (REDCap does that, research §3.2),
         but a second SubjectData with the same key must not bring the same row again."""
+        key = ctx.key
         rows: dict[tuple, Cell] = {}
-        for cell in subject.cells:
-            rows.setdefault(row_key(self.meta, cell, self.project.classic), cell)
-        split = subject.key in self._records
-        for key, cell in rows.items():
-            digest = hash((subject.key, *key))
+        for block, cell in ctx.blocks.items():
+            rows.setdefault(row_key(self.project, block), cell)
+        split = key in self._records
+        for (event, instrument, instance), cell in rows.items():
+            digest = hash((key, event, instrument, instance))
             if split and digest in self._rows:
-                event, instrument, instance = key
                 self.findings.add(Finding(
                     "error", "SEM-DUPLICATE-ROW",
-                    f"record {subject.key!r} has a second SubjectData with the same row (event {event!r}"
+                    f"record {key!r} has a second SubjectData with the same row (event {event!r}"
                     + (f", instrument {instrument!r}" if instrument else "")
                     + (f", instance {instance}" if instance else "") + "); which values win is undefined",
-                    line=subject.line or None, record=subject.key, event=event,
+                    line=ctx.subject.line or None, record=key, event=event,
                     instance=str(instance) if instance else None,
                     hint="REDCap writes each record once; two exports were concatenated or the file was edited",
                 ))
@@ -436,8 +513,8 @@ class SemanticCheck:
         if split:
             self.findings.add(Finding(
                 "warning", "SEM-RECORD-SPLIT",
-                f"record {subject.key!r} appears in more than one SubjectData",
-                line=subject.line or None, record=subject.key,
+                f"record {key!r} appears in more than one SubjectData",
+                line=ctx.subject.line or None, record=key,
                 hint="REDCap writes each record as one SubjectData; the import merges them",
-            ), group=subject.key)
-        self._records.add(subject.key)
+            ), group=key)
+        self._records.add(key)
