@@ -149,7 +149,8 @@ class DockerEnvironment:
         try:
             self._env = self._start(client)
         except BaseException:
-            self.stop()
+            # Even with keep: a half-started site is no use, and the error already quotes its logs.
+            self.remove()
             raise
         log.info("REDCap %s is ready at %s (run %s)", self._env.version, self._env.url, self.run_id)
         return self._env
@@ -235,6 +236,20 @@ class DockerEnvironment:
             log.warning("kept the disposable REDCap of run %s%s; remove it with `redcap-drill docker down %s`",
                         self.run_id, f" at {self._env.url}" if self._env else "", self.run_id)
             return
+        self.remove()
+
+    def detach(self) -> Environment:
+        """Let the running site outlive this process (``docker up``); ``docker down`` removes it later."""
+        if self._env is None or not self.spec.keep:
+            raise DockerError("only a started environment with keep=True can be detached")
+        self._guard.disarm()
+        self._started = False
+        return self._env
+
+    def remove(self) -> None:
+        """Remove everything the run made now, kept or not; never raises (failures are logged)."""
+        self._guard.disarm()
+        self._started = False
         try:
             self.teardown = remove_run(self.client, self.run_id)
         except (DockerException, requests.RequestException, DockerError) as exc:

@@ -30,6 +30,7 @@ from harness.dockerenv import labels
 from harness.dockerenv.recipes import WEB_ROOT, add_bytes, build_image
 
 STANDIN_VERSION = "99.0.0"
+PACKAGE_HOME = "/opt/redcap-drill"
 WEB_TAG = "redcap-drill/standin-web:latest"
 DB_TAG = "redcap-drill/standin-db:latest"
 #: Debian packages the base image needs (scripts/docker-e2e installs exactly these).
@@ -97,6 +98,8 @@ WEB_ENTRYPOINT = f"""\
 import os, re, sys, time
 import pymysql
 
+sys.path.insert(0, {PACKAGE_HOME!r})
+
 VERSION = {STANDIN_VERSION!r}
 text = open({WEB_ROOT + "/database.php"!r}, encoding="utf-8").read()
 
@@ -142,25 +145,20 @@ sys.exit(main(["--host", "0.0.0.0", "--port", "80"], super_token=token))
 """
 
 
+# Few instructions on purpose: with the vfs storage driver every build step copies the whole image.
 def web_dockerfile(base_image: str) -> str:
     return f"""\
 FROM {base_image}
-COPY harness /opt/redcap-drill/harness
-COPY redcap_v{STANDIN_VERSION} {WEB_ROOT}/redcap_v{STANDIN_VERSION}
-COPY standin-web /usr/local/bin/standin-web
-ENV PYTHONPATH=/opt/redcap-drill PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY rootfs/ /
 LABEL {labels.REDCAP_VERSION}="{STANDIN_VERSION}" {labels.ROLE}="standin-web-image"
-EXPOSE 80
-ENTRYPOINT ["python3", "/usr/local/bin/standin-web"]
+ENTRYPOINT ["python3", "-u", "-B", "/usr/local/bin/standin-web"]
 """
 
 
 def db_dockerfile(base_image: str) -> str:
     return f"""\
 FROM {base_image}
-COPY standin-db /usr/local/bin/standin-db
-LABEL {labels.ROLE}="standin-db-image"
-EXPOSE 3306
+COPY rootfs/ /
 ENTRYPOINT ["/usr/local/bin/standin-db"]
 """
 
@@ -168,22 +166,23 @@ ENTRYPOINT ["/usr/local/bin/standin-db"]
 def write_web_context(dest, *, base_image: str, package: Path | None = None) -> None:
     """The web image's build context: Dockerfile, entrypoint, install SQL and the harness package source."""
     package = package or Path(harness.__file__).resolve().parent
-    sql = f"redcap_v{STANDIN_VERSION}/Resources/sql"
+    sql = f"rootfs{WEB_ROOT}/redcap_v{STANDIN_VERSION}/Resources/sql"
     with tarfile.open(fileobj=dest, mode="w|") as tar:
         add_bytes(tar, "Dockerfile", web_dockerfile(base_image).encode())
-        add_bytes(tar, "standin-web", WEB_ENTRYPOINT.encode(), mode=0o755)
+        add_bytes(tar, "rootfs/usr/local/bin/standin-web", WEB_ENTRYPOINT.encode(), mode=0o755)
         add_bytes(tar, f"{sql}/install.sql", SCHEMA.encode())
         add_bytes(tar, f"{sql}/install_data.sql", INITIAL_ROWS.encode())
         for path in sorted(package.rglob("*")):
             if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo") or not path.is_file():
                 continue
-            tar.add(path, arcname=f"harness/{path.relative_to(package).as_posix()}", recursive=False)
+            tar.add(path, arcname=f"rootfs{PACKAGE_HOME}/harness/{path.relative_to(package).as_posix()}",
+                    recursive=False)
 
 
 def write_db_context(dest, *, base_image: str) -> None:
     with tarfile.open(fileobj=dest, mode="w|") as tar:
         add_bytes(tar, "Dockerfile", db_dockerfile(base_image).encode())
-        add_bytes(tar, "standin-db", DB_ENTRYPOINT.encode(), mode=0o755)
+        add_bytes(tar, "rootfs/usr/local/bin/standin-db", DB_ENTRYPOINT.encode(), mode=0o755)
 
 
 def build_standin_images(client, *, base_image: str, web_tag: str = WEB_TAG, db_tag: str = DB_TAG) -> tuple[str, str]:

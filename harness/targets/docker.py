@@ -73,10 +73,9 @@ class DockerTarget(Target):
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         try:
+            facts = inspect_zip(self.zip) if self.image is None else None
             client = daemon.connect(self.docker_host)
-            image = self.image
-            if image is None:
-                image = recipes.build_web_image(client, inspect_zip(self.zip), base_image=self.php_image)
+            image = self.image or recipes.build_web_image(client, facts, base_image=self.php_image)
             spec = EnvironmentSpec(web_image=image, db_image=self.db_image, keep=self.keep, publish=self.publish,
                                    pull_db=self.pull, db_timeout=self.ready_timeout,
                                    web_timeout=self.ready_timeout, docker_host=self.docker_host)
