@@ -164,7 +164,7 @@ class RecordComparer:
         self.values_differing = 0
         self.failures = 0
         self.warnings = 0
-        self._listed: list[tuple[int, Difference]] = []
+        self._listed: list[tuple[tuple, Difference]] = []
         self._listed_failures = 0
         self._listed_warnings = 0
         self._seq = 0
@@ -216,18 +216,24 @@ class RecordComparer:
         return CanonRecord(record.record_id, strict, calc, files, dag, n)
 
     # -- findings ----------------------------------------------------------------
-    def _emit(self, d: Difference) -> None:
+    def _emit(self, d: Difference, rid: str | None = None) -> None:
+        """Count a finding; list it if the list for its severity is not full.
+
+        Listed findings are reported in natural record order whatever order
+        the records were met in; findings about no single record come last.
+        """
         self._seq += 1
+        order = (0, natural_key(rid), self._seq) if rid is not None else (1, (), self._seq)
         if d.severity == "failure":
             self.failures += 1
             if self._listed_failures < self.options.max_listed:
                 self._listed_failures += 1
-                self._listed.append((self._seq, d))
+                self._listed.append((order, d))
         elif d.severity == "warning":
             self.warnings += 1
             if self._listed_warnings < self.options.max_listed:
                 self._listed_warnings += 1
-                self._listed.append((self._seq, d))
+                self._listed.append((order, d))
 
     def _fail_value(self, item: str, count: int = 1) -> None:
         self.values_differing += count
@@ -271,7 +277,7 @@ class RecordComparer:
                 for item in items:
                     self._fail_value(item)
                 self._emit(Difference("row_missing", "failure", self._where(rid, key), f"{len(items)} values",
-                                      None, None, "this row (event / instance) is not in B"))
+                                      None, None, "this row (event / instance) is not in B"), rid)
                 continue
             if key not in a_rows and (key in b.strict or key in b.files):
                 items = {**b.strict.get(key, {}), **b.calc.get(key, {}), **b.files.get(key, {})}
@@ -279,14 +285,14 @@ class RecordComparer:
                 for item in items:
                     self._fail_value(item)
                 self._emit(Difference("row_extra", "failure", self._where(rid, key), None,
-                                      f"{len(items)} values", None, "B has a row (event / instance) A does not"))
+                                      f"{len(items)} values", None, "B has a row (event / instance) A does not"), rid)
                 continue
             self._diff_values(rid, key, a.strict.get(key, {}), b.strict.get(key, {}), None)
             self._diff_values(rid, key, a.calc.get(key, {}), b.calc.get(key, {}), known.CALC_RECOMPUTED)
             self._diff_files(rid, key, a.files.get(key, {}), b.files.get(key, {}))
         if a.dag != b.dag:
             self._emit(Difference("dag_changed", "failure", SEP.join((f"record {rid}", "data access group")),
-                                  a.dag or None, b.dag or None, None, "the record's Data Access Group differs"))
+                                  a.dag or None, b.dag or None, None, "the record's Data Access Group differs"), rid)
 
     def _diff_values(self, rid, key, av: dict, bv: dict, rule: known.KnownDifference | None) -> None:
         if av == bv:
@@ -308,10 +314,10 @@ class RecordComparer:
                 self._fail_value(item)
                 reason = {"value_extra": "B has a value A does not", "value_missing": "the value is not in B",
                           "value_changed": "the value differs"}[kind]
-                self._emit(Difference(kind, "failure", where, mask(a), mask(b), None, reason))
+                self._emit(Difference(kind, "failure", where, mask(a), mask(b), None, reason), rid)
             else:
                 self.fired[use.name] += 1
-                self._emit(Difference(kind, use.severity, where, mask(a), mask(b), use.name, use.reason))
+                self._emit(Difference(kind, use.severity, where, mask(a), mask(b), use.name, use.reason), rid)
 
     def _diff_files(self, rid, key, af: dict, bf: dict) -> None:
         if af == bf:
@@ -328,30 +334,31 @@ class RecordComparer:
                 self._fail_value(item)
                 kind = "value_extra" if a is None else "value_missing"
                 self._emit(Difference(kind, "failure", where, show(a), show(b), None,
-                                      "B has a file A does not" if a is None else "the file is not in B"))
+                                      "B has a file A does not" if a is None else "the file is not in B"), rid)
             elif a.content == b.content and not a.mime_type:
                 rule = known.FILE_MIME_SNIFFED
                 self.fired[rule.name] += 1
-                self._emit(Difference("file_changed", rule.severity, where, show(a), show(b), rule.name, rule.reason))
+                self._emit(Difference("file_changed", rule.severity, where, show(a), show(b), rule.name,
+                                      rule.reason), rid)
             else:
                 self._fail_value(item)
                 what = "content" if a.content != b.content else "name or MIME type"
                 self._emit(Difference("file_changed", "failure", where, show(a), show(b), None,
-                                      f"the file's {what} differs"))
+                                      f"the file's {what} differs"), rid)
 
     def record_missing(self, rid: str, n: int) -> None:
         self.missing.add(rid)
         self.values_compared += n
         self.values_differing += n
         self._emit(Difference("record_missing", "failure", f"record {rid}", f"{n} values", None, None,
-                              "the record is not in B"))
+                              "the record is not in B"), rid)
 
     def record_extra(self, rid: str, n: int) -> None:
         self.extra.add(rid)
         self.values_compared += n
         self.values_differing += n
         self._emit(Difference("record_extra", "failure", f"record {rid}", None, f"{n} values", None,
-                              "B has a record A does not"))
+                              "B has a record A does not"), rid)
 
     # -- aggregates ----------------------------------------------------------------
     def _aggregates(self) -> None:
