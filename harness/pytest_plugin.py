@@ -336,16 +336,25 @@ class DrillSession:
 
     # -- pytest hooks (every process) --------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "drill_archive" in metafunc.fixturenames:
+        if "drill_archive" not in metafunc.fixturenames:
+            return
+        if self.archives:
             metafunc.parametrize("drill_archive", self.archives, ids=[a.test_id for a in self.archives],
                                  scope="session")
+        else:
+            # Only a shard can end up empty (more shards than projects): nothing is owed, say so.
+            k, n = self.shard or (1, 1)
+            reason = f"shard {k}/{n} holds none of the {len(self.selected)} selected projects"
+            metafunc.parametrize("drill_archive", [pytest.param(None, marks=pytest.mark.skip(reason=reason),
+                                                                id="no-projects-in-shard")], scope="session")
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector):
         if self.config.getoption("drill_builtin_suite") and Path(file_path).resolve() == Path(__file__).resolve():
             return BuiltinSuite.from_parent(parent, path=file_path)
         return None
 
-    @pytest.hookimpl(trylast=True)
+    # tryfirst: xdist's worker turns the xdist_group marks into node-id suffixes in its own hook.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         order = {ref.project_key: i for i, ref in enumerate(self.archives)}
         stage_order = {name: i for i, name in enumerate(STAGES)}
@@ -393,7 +402,8 @@ def _path_option(config: pytest.Config, option: str, ini: str) -> Path:
 
 
 def _group(ref: ArchiveRef) -> str:
-    return "drill-" + hashlib.sha1(ref.project_key.encode("utf-8")).hexdigest()[:12]
+    # xdist appends "@<group>" to node ids; the project's test id reads better than a hash (and has no "@").
+    return ref.test_id or ref.project_key.replace("@", "_")
 
 
 def _item_archive(item: pytest.Item) -> ArchiveRef | None:

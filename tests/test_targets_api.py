@@ -30,11 +30,15 @@ class StubRedcap:
 
     ``behaviour`` picks how Create Project ends: "ok" answers a token,
     "drop" reads the whole upload and closes the socket without answering
-    (a server killed mid-request), "error" answers 400 like REDCap.
+    (a server killed mid-request), "error" answers 400 like REDCap. With
+    ``echo`` the export returns exactly what was restored (a perfect REDCap),
+    which lets plugin tests exercise a whole drill without the sandbox.
     """
 
-    def __init__(self, behaviour: str = "ok") -> None:
+    def __init__(self, behaviour: str = "ok", *, echo: bool = False) -> None:
         self.behaviour = behaviour
+        self.echo = echo
+        self.projects: dict[str, bytes] = {}
         self.requests: list[dict] = []
         self.uploads: list[dict[str, bytes]] = []
         stub = self
@@ -53,6 +57,7 @@ class StubRedcap:
                     return self._answer(200, b"15.7.6")
                 if content == "project" and "data" in fields:
                     stub.uploads.append(fields)
+                    stub.projects[PROJECT] = fields["odm"]
                     if stub.behaviour == "drop":
                         self.close_connection = True
                         self.connection.shutdown(2)
@@ -64,6 +69,10 @@ class StubRedcap:
                 if content == "project":
                     return self._answer(200, json.dumps({"project_id": 12, "project_title": "x"}).encode())
                 if content == "project_xml":
+                    # An "echo REDCap": what was restored comes back unchanged.
+                    stored = stub.projects.get(fields["token"].decode())
+                    if stored is not None and stub.echo:
+                        return self._answer(200, stored)
                     return self._answer(200, b"<?xml version=\"1.0\"?>\n<ODM>" + b" " * 3_000_000 + b"</ODM>")
                 return self._answer(400, b'{"error":"The value of the parameter \\"content\\" is not valid"}')
 

@@ -110,11 +110,13 @@ class Summary:
     rto_median_seconds: float | None
     #: Projects the store listed that no drill in this report covers (a shard that never ran).
     not_drilled: tuple[str, ...] = ()
+    #: True only for a shard that was given no project at all (more shards than projects).
+    nothing_owed: bool = False
 
     @property
     def passed_all(self) -> bool:
-        """The whole run is green only if something was drilled and nothing failed or was left out."""
-        return self.projects > 0 and self.failed == 0 and not self.not_drilled
+        """Green only if something was drilled (or nothing was owed) and nothing failed or was left out."""
+        return (self.projects > 0 or self.nothing_owed) and self.failed == 0 and not self.not_drilled
 
     def to_dict(self) -> dict[str, Any]:
         return {"projects": self.projects, "passed": self.passed, "failed": self.failed,
@@ -177,6 +179,7 @@ def build(results: tuple[DrillResult, ...] | list[DrillResult], run: RunInfo, *,
         fidelity_percent=round(100.0 * identical / compared, 2) if compared else None,
         rto_max_seconds=round(max(rtos), 3) if rtos else None,
         rto_median_seconds=round(statistics.median(rtos), 3) if rtos else None,
-        not_drilled=tuple(sorted(k for k in run.store_projects if k not in drilled)) if not run.shard else (),
+        not_drilled=tuple(sorted(k for k in run.store_projects if k not in drilled)),
+        nothing_owed=bool(run.shard) and not run.store_projects,
     )
     return ReportData(run=run, results=ordered, summary=summary, trends=dict(trends or {}))

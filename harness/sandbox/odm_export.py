@@ -1,0 +1,226 @@
+"""``content=project_xml``: the project as the model REDCap's export would read as.
+
+``build_metadata`` turns a ``Design`` into the ``ProjectMetadata`` a reader
+would get from REDCap 15.7.6's own export of the project (settings in its
+order, derived DataTypes, item groups split by section headers, code lists,
+fresh attachment IDs); ``iter_odm_records`` streams the records as
+``Record`` objects, stored values only (the writer fills checkbox and form
+status defaults and orders the rows). ``harness.odm.writer`` turns both into
+XML.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from harness.odm import names
+from harness.odm.model import (
+    CLASSIC_EVENT, DAG_FIELD, SURVEY_ID_FIELD, Choice, CodeList, Event, FileValue, ItemGroup, ItemRef,
+    OdmHeader, ProjectMetadata, Record, RecordRow, RepeatingForm, checkbox_code,
+)
+from harness.sandbox import data_store
+from harness.sandbox.design import TIMESTAMP, Design
+from harness.sandbox.design_store import load_doc
+from harness.sandbox.dictionary import STATUS_CHOICES, TRUEFALSE, YESNO
+from harness.sandbox.rows import record_rows
+from harness.sandbox.vendor import export_groups
+
+_CHECKED = (Choice("1", "Checked"), Choice("0", "Unchecked"))
+
+
+@dataclass(frozen=True)
+class Flags:
+    metadata_only: bool = False
+    export_files: bool = False
+    export_survey_fields: bool = False
+    export_dags: bool = False
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def survey_fields_on(design: Design, flags: Flags) -> bool:
+    return (flags.export_survey_fields and not flags.metadata_only and bool(design.surveys)
+            and design.settings.get("SurveysEnabled") == "1")
+
+
+def dags_on(design: Design, flags: Flags) -> bool:
+    return flags.export_dags and not flags.metadata_only and bool(design.dags)
+
+
+def item_groups(design: Design, flags: Flags) -> tuple[ItemGroup, ...]:
+    """``ODM::getOdmItemGroups``: a new group at each form change or section change."""
+    survey = survey_fields_on(design, flags)
+    entries: list[tuple[str, str, str, bool, str, str]] = []  # (form, item oid, variable, mandatory, section, header)
+    seen_forms: set[str] = set()
+    for i, f in enumerate(design.fields):
+        if f.form not in seen_forms:
+            seen_forms.add(f.form)
+            if survey and f.form in design.surveys and i > 0:
+                entries.append((f.form, f"{f.form}{TIMESTAMP}", f"{f.form}{TIMESTAMP}", False, "", ""))
+        section = f.section_header
+        for oid in (f.export_names() if f.field_type != "descriptive" else (f.name,)):
+            entries.append((f.form, oid, f.name, f.required, section, f.section_header))
+        if i == 0:
+            extra = []
+            if dags_on(design, flags):
+                extra.append(DAG_FIELD)
+            if survey:
+                extra.append(SURVEY_ID_FIELD)
+                if f.form in design.surveys:
+                    extra.append(f"{f.form}{TIMESTAMP}")
+            entries.extend((f.form, x, x, False, section, "") for x in extra)
+    groups: list[ItemGroup] = []
+    current: list = []
+    prev = None
+    for e in entries:
+        form, oid, var, mandatory, section, header = e
+        if prev is None or form != prev[0] or section != prev[4]:
+            if current:
+                groups.append(_group(design, current))
+            current = []
+        current.append(e)
+        prev = e
+    if current:
+        groups.append(_group(design, current))
+    return tuple(groups)
+
+
+def _group(design: Design, entries: list) -> ItemGroup:
+    form, oid, var, _, _, header = entries[0]
+    if header:
+        name = header
+    elif oid != var:  # a checkbox option: REDCap looks the label up by the expanded name and finds none
+        name = ""
+    else:
+        name = design.form_map[form].label if form in design.form_map else ""
+    return ItemGroup(f"{form}.{oid}", name, form,
+                     tuple(ItemRef(o, m, v) for _, o, v, m, _, _ in entries))
+
+
+def code_lists(design: Design) -> tuple[CodeList, ...]:
+    out = []
+    for f in design.fields:
+        if f.field_type in ("radio", "select", "sql") and f.choices:
+            out.append(CodeList(f"{f.name}.choices", f.name, "text", f.name, f.choices))
+        elif f.field_type == "yesno":
+            out.append(CodeList(f"{f.name}.choices", f.name, "boolean", f.name, YESNO))
+        elif f.field_type == "truefalse":
+            out.append(CodeList(f"{f.name}.choices", f.name, "boolean", f.name, TRUEFALSE))
+        elif f.field_type == "checkbox":
+            for c in f.choices:
+                oid = f"{f.name}___{checkbox_code(c.code)}"
+                out.append(CodeList(f"{oid}.choices", oid, "boolean", f.name, _CHECKED, f.checkbox_choices))
+    return tuple(out)
+
+
+def build_metadata(conn: sqlite3.Connection, design: Design, flags: Flags, *, now: str,
+                   version: str) -> ProjectMetadata:
+    p = design.project
+    title = p.title
+    stamp = now.replace(" ", "T")
+    settings = dict(design.settings)
+    settings["Purpose"] = str(p.purpose)
+    settings["PurposeOther"] = p.purpose_other
+    settings["ProjectNotes"] = p.project_note
+    setting_attributes = {}
+    logo = conn.execute("SELECT doc_id FROM redcap_project_settings WHERE project_id = ? AND name = ?",
+                        (design.pid, "ProtectedEmailModeLogo")).fetchone()
+    if logo and logo[0]:
+        doc = load_doc(conn, logo[0])
+        if doc:
+            settings["ProtectedEmailModeLogo"] = base64.b64encode(doc[2]).decode("ascii")
+            setting_attributes["ProtectedEmailModeLogo"] = (("DocName", doc[0]), ("MimeType", doc[1]))
+    repeating_events = tuple(design.unique_event(e) for e in design.events if design.is_repeating_event(e.event_id))
+    repeating_forms = tuple(
+        RepeatingForm(design.unique_event(e), f.name, design.repeating[(e.event_id, f.name)])
+        for e in design.events for f in design.forms if design.is_repeating_form(e.event_id, f.name))
+    events: tuple[Event, ...] = ()
+    if design.longitudinal:
+        events = tuple(
+            Event(unique_name=e.unique_name, event_name=e.name, arm_num=e.arm_num, arm_name=e.arm_name,
+                  name=design.event_label(e), custom_label=e.custom_label, day_offset=_num(e.day_offset),
+                  offset_min=_num(e.offset_min), offset_max=_num(e.offset_max),
+                  repeating=design.is_repeating_event(e.event_id), forms=e.forms)
+            for e in design.events)
+    pseudo: list[str] = []
+    if dags_on(design, flags):
+        pseudo.append(DAG_FIELD)
+    if survey_fields_on(design, flags):
+        pseudo.append(SURVEY_ID_FIELD)
+        pseudo.extend(f"{f.name}{TIMESTAMP}" for f in design.forms if f.name in design.surveys)
+    return ProjectMetadata(
+        header=OdmHeader(description=title, as_of_datetime=stamp, creation_datetime=stamp,
+                         source_system_version=version),
+        study_oid=names.study_oid(title), title=title,
+        study_description=f'This file contains the metadata, events, and data for REDCap project "{title}".',
+        protocol_name=title, settings=settings, setting_attributes=setting_attributes,
+        repeating_events=repeating_events, repeating_forms=repeating_forms,
+        groups=export_groups(conn, design.pid, [d.name for d in design.dags]),
+        metadata_version_oid=names.metadata_version_oid(title, now), metadata_version_name=title,
+        record_id_field=design.pk, events=events, forms=design.forms, fields=design.fields,
+        item_groups=item_groups(design, flags), code_lists=code_lists(design), pseudo_fields=tuple(pseudo),
+    )
+
+
+def odm_record(conn: sqlite3.Connection, design: Design, stored: data_store.StoredRecord, rows, flags: Flags,
+               fields: set[str] | None) -> Record | None:
+    """One record as the reader would assemble it from REDCap's export."""
+    pk = design.pk
+    pk_form = design.fields[0].form if design.fields else ""
+    out_rows = []
+    for row in rows:
+        forms = set(design.row_forms(row.event, row.repeat_form))
+        values: dict[str, str] = {}
+        files: dict[str, FileValue] = {}
+        for f in design.fields:
+            if f.name not in row.values or f.form not in forms and f.name != pk:
+                continue
+            if fields is not None and f.name not in fields and f.name != pk:
+                continue
+            value = row.values[f.name]
+            if f.name == pk:
+                if pk_form in forms:
+                    values[pk] = stored.name
+            elif f.field_type == "checkbox":
+                for code in value:
+                    values[f"{f.name}___{checkbox_code(code)}"] = "1"
+            elif f.field_type == "file":
+                if flags.export_files and value.isdigit():
+                    doc = load_doc(conn, int(value))
+                    if doc:
+                        files[f.name] = FileValue(doc[0], doc[1], doc[2])
+            elif f.field_type == "descriptive":
+                continue
+            elif f.validation.startswith("datetime"):
+                values[f.name] = value.replace(" ", "T")
+            else:
+                values[f.name] = value
+        if values or files:
+            out_rows.append(RecordRow(design.unique_event(row.event), row.repeat_form, row.instance, values, files))
+    if not out_rows:
+        return None
+    dag = ""
+    if dags_on(design, flags) and stored.dag_id in design.dag_by_id:
+        dag = design.dag_by_id[stored.dag_id].unique_name
+    return Record(stored.name, tuple(out_rows), dag)
+
+
+def iter_odm_records(conn: sqlite3.Connection, design: Design, names_: list[str], flags: Flags, *,
+                     fields: set[str] | None = None, row_filter=None) -> Iterator[Record]:
+    """Records in the order given (already natural-sorted), a chunk at a time."""
+    checkbox = {f.name for f in design.fields if f.field_type == "checkbox"}
+    for stored in data_store.iter_records(conn, design.pid, names_, checkbox):
+        rows = record_rows(design, stored)
+        if row_filter is not None:
+            rows = [r for r in rows if row_filter(stored, r)]
+        record = odm_record(conn, design, stored, rows, flags, fields)
+        if record is not None:
+            yield record
+
+
+__all__ = ["Flags", "build_metadata", "iter_odm_records", "CLASSIC_EVENT", "STATUS_CHOICES"]
