@@ -59,7 +59,7 @@ class InstallResult:
 
 def install_schema(dest: str | os.PathLike[str] | None = None, *, force: bool = False,
                    wheel: str | os.PathLike[str] | None = None,
-                   wheel_sha256: str = WHEEL_SHA256) -> InstallResult:
+                   wheel_sha256: str | None = None) -> InstallResult:
     """Install the verified schema files into ``dest`` (default: the user cache).
 
     ``wheel`` uses an already downloaded edc-cdisc wheel instead of running pip
@@ -73,6 +73,7 @@ def install_schema(dest: str | os.PathLike[str] | None = None, *, force: bool = 
     with tempfile.TemporaryDirectory(prefix="redcap-drill-wheel-") as tmp:
         path = Path(wheel) if wheel else download_wheel(Path(tmp))
         digest = sha256_of(path)
+        wheel_sha256 = wheel_sha256 or WHEEL_SHA256
         if digest != wheel_sha256:
             raise SchemaError(
                 f"refusing {path.name}: its sha256 is {digest}, not the pinned {wheel_sha256} of {REQUIREMENT}; "
