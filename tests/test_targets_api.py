@@ -57,7 +57,8 @@ class StubRedcap:
                     return self._answer(200, b"15.7.6")
                 if content == "project" and "data" in fields:
                     stub.uploads.append(fields)
-                    stub.projects[PROJECT] = fields["odm"]
+                    token = PROJECT if len(stub.uploads) == 1 else f"{len(stub.uploads):032X}"
+                    stub.projects[token] = fields["odm"]
                     if stub.behaviour == "drop":
                         self.close_connection = True
                         self.connection.shutdown(2)
@@ -65,7 +66,7 @@ class StubRedcap:
                     if stub.behaviour == "error":
                         msg = json.dumps({"error": "The XML file could not be processed " + fields["token"].decode()})
                         return self._answer(400, msg.encode())
-                    return self._answer(200, PROJECT.encode())
+                    return self._answer(200, token.encode())
                 if content == "project":
                     return self._answer(200, json.dumps({"project_id": 12, "project_title": "x"}).encode())
                 if content == "project_xml":
