@@ -792,7 +792,8 @@ def human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
-    days, rest = divmod(seconds, 86400)
+    # Up to three days reads better in hours ("36 h"), which is also how RPOs are usually written.
+    days, rest = divmod(seconds, 86400) if seconds >= 3 * 86400 else (0, seconds)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
