@@ -76,7 +76,9 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
 _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
 _TAGS = re.compile(r"<[^>]*>")
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")
+# PHP 8 case-folds ASCII only (strtolower is locale-free since 8.2).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _NUMBER_DP = re.compile(r"^number_\d+dp$")
 
 
@@ -97,11 +99,12 @@ def cdata(text: str) -> str:
 def natural_key(record_id: str) -> tuple:
     """Sort key giving PHP ``natcaseksort`` order: ``1, 2, 10, a, B``.
 
-    Digit runs compare as numbers, everything else byte by byte, case-folded,
-    as ``strnatcasecmp`` does (so ``-`` sorts before digits, letters after).
+    Digit runs compare as numbers, everything else character by character
+    (code-point order is UTF-8 byte order), ASCII case-folded, as
+    ``strnatcasecmp`` does: ``-`` sorts before digits, letters after.
     """
     out: list[tuple] = []
-    for i, part in enumerate(_DIGITS.split(record_id.lower())):
+    for i, part in enumerate(_DIGITS.split(record_id.translate(_ASCII_LOWER))):
         if i % 2:
             out.append((48, int(part), part))
         else:
