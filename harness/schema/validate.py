@@ -182,15 +182,22 @@ class Validation:
     def on_metadata(self, meta: ProjectMetadata, *, has_metadata: bool = True) -> None:
         if not self.semantic:
             return
-        if not has_metadata:
+        if has_metadata:
+            self._semantic = SemanticCheck(meta, self.findings)
+        elif meta.metadata_version_oid:
+            self.findings.add(Finding(
+                "note", "SEM-NOT-REDCAP-METADATA",
+                "the MetaDataVersion has no redcap:RecordIdField, so it is not REDCap project metadata; "
+                "the REDCap-specific data checks were skipped",
+                hint="expected for plain ODM from other systems; a REDCap export always names its record ID field",
+            ))
+        else:
             self.findings.add(Finding(
                 "warning", "SEM-NO-METADATA",
                 "the file has no project metadata (Study/MetaDataVersion): it is a data-only export, "
                 "so data checks were skipped and REDCap's Create Project cannot restore it",
                 hint="back up with the project XML export (content=project_xml), which includes the metadata",
             ))
-            return
-        self._semantic = SemanticCheck(meta, self.findings)
 
     def on_subject(self, subject: Subject) -> None:
         if self._semantic is not None:
