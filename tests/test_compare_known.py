@@ -233,6 +233,25 @@ def test_a_recomputed_calc_value_is_a_warning_named_recomputed():
     assert result.records.changed_count == 0
 
 
+def test_a_calc_appearing_in_an_event_where_a_had_no_row_is_a_warning_with_its_default_zeros():
+    p = project(longitudinal=True)
+    records = list(p.records())
+    # Record 2 has no visit_2 row; suppose REDCap recomputed a calc there. The
+    # writer (like REDCap) fills the row's checkbox options and form status with "0".
+    grown = [replace(r, rows=r.rows + (RecordRow("visit_2_arm_1", "", None, {"bmi": "21.3"}),))
+             if r.record_id == "2" else r for r in records]
+    blank_row = [replace(r, rows=r.rows + (RecordRow("visit_2_arm_1", "", None, {"height": "170"}),))
+                 if r.record_id == "2" else r for r in records]
+
+    recomputed = compare_documents(export(p.meta, records), export(p.meta, grown))
+    real_data = compare_documents(export(p.meta, records), export(p.meta, blank_row))
+
+    assert recomputed.passed
+    assert [(d.kind, d.location, d.rule) for d in recomputed.findings] == [
+        ("row_extra", "record 2 › event visit_2_arm_1", "calc-recomputed")]
+    assert [(d.kind, d.severity) for d in real_data.findings] == [("row_extra", "failure")]
+
+
 def test_the_same_change_to_an_ordinary_field_fails():
     p = project()
     records = list(p.records())
@@ -256,6 +275,7 @@ def test_survey_timestamps_present_in_a_and_absent_in_b_are_a_warning():
 
     assert result.passed
     assert result.findings and all(d.rule == "survey-fields-not-imported" for d in result.findings)
+    assert all("exported without survey fields" in d.reason for d in result.findings)
     assert {d.kind for d in result.findings} == {"not_compared"}
     assert "records › field measurements_timestamp" in {d.location for d in result.findings}
     assert result.known_fired["survey-fields-not-imported"] > 0
@@ -321,6 +341,10 @@ def test_dag_assignments_are_compared_only_when_b_was_exported_with_dags():
     assert [(d.kind, d.location) for d in changed.findings] == [("dag_changed", "record 3 › data access group")]
     assert unexported.passed
     assert [d.rule for d in unexported.findings] == ["dags-not-exported"]
+    # A backup exported without its DAG column says nothing about assignments.
+    no_column = compare_documents(export(p.meta, records, options=ExportOptions(export_dags=False)),
+                                  export(p.meta, moved, options=with_dags))
+    assert no_column.passed and no_column.findings == ()
 
 
 def test_a_longitudinal_project_with_one_event_restored_as_classic_is_a_warning():

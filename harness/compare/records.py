@@ -135,9 +135,14 @@ class RecordComparer:
         self.masker = masker or Masker(options.show_values)
         single_event = len(a.events) == 1 and not b.events
         b_dags = options.b_dags if options.b_dags is not None else DAG_FIELD in b.pseudo_fields
+        # Without A's DAG column there is nothing to hold B's assignments against.
+        compare_dags = b_dags and DAG_FIELD in a.pseudo_fields
+        self.b_survey_fields = (options.b_survey_fields if options.b_survey_fields is not None
+                                else any(known.is_survey_pseudo_field(p, {f.name for f in b.forms})
+                                         for p in b.pseudo_fields))
         self.a = _Side(a, {a.events[0].unique_name: CLASSIC_EVENT} if single_event else {},
-                       compare_dags=b_dags, compare_files=options.b_files)
-        self.b = _Side(b, {}, compare_dags=b_dags, compare_files=options.b_files)
+                       compare_dags=compare_dags, compare_files=options.b_files)
+        self.b = _Side(b, {}, compare_dags=compare_dags, compare_files=options.b_files)
         self.longitudinal = bool(b.events) or (bool(a.events) and not single_event)
         forms = {f.name for f in a.forms} | {f.name for f in b.forms}
         item_fields = {**b.item_oids, **a.item_oids}
@@ -150,6 +155,9 @@ class RecordComparer:
         pseudo = set(a.pseudo_fields) | set(b.pseudo_fields)
         self.survey = frozenset(p for p in pseudo if known.is_survey_pseudo_field(p, forms))
         self.special = self.calc | self.survey
+        #: Items REDCap fills with "0" in every row that exists (checkbox options, form status).
+        self.defaults = frozenset(oid for oid, f in item_fields.items()
+                                  if f.field_type == "checkbox" or f.is_form_status)
         for oid in self.survey:
             if oid.endswith("_timestamp"):
                 self._form_of[oid] = oid[: -len("_timestamp")]
@@ -271,28 +279,36 @@ class RecordComparer:
         a_rows, b_rows = self._rows(a), self._rows(b)
         order = self._event_order
         for key in sorted(a_rows | b_rows, key=lambda k: (order.get(k[0], len(order)), k[0], k[1], k[2] or 0)):
-            if key not in b_rows and (key in a.strict or key in a.files):
-                items = {**a.strict.get(key, {}), **a.calc.get(key, {}), **a.files.get(key, {})}
-                self.values_compared += len(items)
-                for item in items:
-                    self._fail_value(item)
-                self._emit(Difference("row_missing", "failure", self._where(rid, key), f"{len(items)} values",
-                                      None, None, "this row (event / instance) is not in B"), rid)
-                continue
-            if key not in a_rows and (key in b.strict or key in b.files):
-                items = {**b.strict.get(key, {}), **b.calc.get(key, {}), **b.files.get(key, {})}
-                self.values_compared += len(items)
-                for item in items:
-                    self._fail_value(item)
-                self._emit(Difference("row_extra", "failure", self._where(rid, key), None,
-                                      f"{len(items)} values", None, "B has a row (event / instance) A does not"), rid)
-                continue
-            self._diff_values(rid, key, a.strict.get(key, {}), b.strict.get(key, {}), None)
-            self._diff_values(rid, key, a.calc.get(key, {}), b.calc.get(key, {}), known.CALC_RECOMPUTED)
-            self._diff_files(rid, key, a.files.get(key, {}), b.files.get(key, {}))
+            if key in a_rows and key in b_rows:
+                self._diff_values(rid, key, a.strict.get(key, {}), b.strict.get(key, {}), None)
+                self._diff_values(rid, key, a.calc.get(key, {}), b.calc.get(key, {}), known.CALC_RECOMPUTED)
+                self._diff_files(rid, key, a.files.get(key, {}), b.files.get(key, {}))
+            else:
+                self._diff_row(rid, key, a if key in a_rows else b, missing=key in a_rows)
         if a.dag != b.dag:
             self._emit(Difference("dag_changed", "failure", SEP.join((f"record {rid}", "data access group")),
                                   a.dag or None, b.dag or None, None, "the record's Data Access Group differs"), rid)
+
+    def _diff_row(self, rid: str, key: RowKey, side: CanonRecord, *, missing: bool) -> None:
+        """A whole row (event / instance) only one side has."""
+        strict, calc, files = side.strict.get(key, {}), side.calc.get(key, {}), side.files.get(key, {})
+        n = len(strict) + len(calc) + len(files)
+        self.values_compared += n
+        kind = "row_missing" if missing else "row_extra"
+        count = f"{n} values"
+        a_text, b_text = (count, None) if missing else (None, count)
+        if calc and not files and all(v == "0" and i in self.defaults for i, v in strict.items()):
+            # A recomputed calc can appear where A had none (or vanish), and the
+            # row it creates holds only REDCap's default zeros besides it.
+            rule = known.CALC_RECOMPUTED
+            self.fired[rule.name] += len(calc)
+            self._emit(Difference(kind, rule.severity, self._where(rid, key), a_text, b_text, rule.name,
+                                  rule.reason), rid)
+            return
+        for item in {**strict, **calc, **files}:
+            self._fail_value(item)
+        reason = "this row (event / instance) is not in B" if missing else "B has a row (event / instance) A does not"
+        self._emit(Difference(kind, "failure", self._where(rid, key), a_text, b_text, None, reason), rid)
 
     def _diff_values(self, rid, key, av: dict, bv: dict, rule: known.KnownDifference | None) -> None:
         if av == bv:
@@ -366,9 +382,12 @@ class RecordComparer:
             na, nb = self.a.survey[item], self.b.survey[item]
             if na != nb:
                 rule = known.SURVEY_FIELDS
+                reason = rule.reason if self.b_survey_fields else (
+                    "B was exported without survey fields (exportSurveyFields=false), and REDCap never "
+                    "imports them anyway; they were not compared.")
                 self.fired[rule.name] += abs(na - nb)
                 self._emit(Difference("not_compared", rule.severity, SEP.join(("records", f"field {item}")),
-                                      f"{na} values", f"{nb} values", rule.name, rule.reason))
+                                      f"{na} values", f"{nb} values", rule.name, reason))
         for item, na in sorted(self.a.files_skipped.items()):
             rule = known.FILES_NOT_EXPORTED
             self.fired[rule.name] += na
