@@ -18,7 +18,6 @@ import time
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from docker.errors import DockerException, ImageNotFound
