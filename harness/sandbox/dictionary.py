@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from harness.odm.model import Attachment, Choice, Field, parse_choices
+from harness.odm.writer import FORM_STATUS_CHOICES, form_status_field, with_odm_facts
 from harness.sandbox.exceptions import ApiError
 
 #: The 18 columns of the API data dictionary, in order.
@@ -37,7 +38,7 @@ FIELD_TYPES = ("text", "textarea", "calc", "select", "radio", "checkbox", "yesno
                "slider", "descriptive", "sql")
 _VALID_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-STATUS_CHOICES = (Choice("0", "Incomplete"), Choice("1", "Unverified"), Choice("2", "Complete"))
+STATUS_CHOICES = FORM_STATUS_CHOICES
 YESNO = (Choice("1", "Yes"), Choice("0", "No"))
 TRUEFALSE = (Choice("1", "True"), Choice("0", "False"))
 
@@ -51,43 +52,9 @@ def normalize_validation(name: str) -> str:
         name, name)
 
 
-def odm_type(field_type: str, validation: str, choices: tuple[Choice, ...]) -> tuple[str, str, str]:
-    """(DataType, Length, SignificantDigits) as ``convertRedcapToOdmFieldType``/``getOdmFieldLength``."""
-    if field_type == "checkbox":
-        return "boolean", "1", ""
-    if field_type in ("yesno", "truefalse"):
-        return "boolean", "1", ""
-    if field_type in ("radio", "select", "sql"):
-        return "text", str(max([len(c.code) for c in choices] + [1])), ""
-    if field_type == "calc":
-        return "float", "999", ""
-    if field_type == "slider":
-        return "integer", "999", ""
-    if field_type != "text":
-        return "text", "999", ""
-    if validation == "int":
-        return "integer", "999", ""
-    if validation == "float":
-        return "float", "999", "1"
-    if validation in NUMBER_VALIDATIONS:
-        return "float", "999", ""
-    if validation in ("date_ymd", "date_mdy", "date_dmy"):
-        return "date", "999", ""
-    if validation.startswith("datetime_seconds"):
-        return "datetime", "999", ""
-    if validation.startswith("datetime"):
-        return "partialDatetime", "999", ""
-    if validation == "time":
-        return "partialTime", "999", ""
-    return "text", "999", ""
-
-
 def complete_field(form: str) -> Field:
     """The ``<form>_complete`` field REDCap adds to every instrument."""
-    return Field(
-        name=f"{form}_complete", form=form, field_type="select", label="Complete?",
-        choices=STATUS_CHOICES, section_header="Form Status", data_type="text", length="1",
-    )
+    return form_status_field(form)
 
 
 def _strip_tags(text: str) -> str:
@@ -175,8 +142,7 @@ def row_to_field(row: Mapping, attachment: Attachment | None = None) -> Field:
     if ftype == "checkbox":
         checkbox_choices = enum
     validation = row["element_validation_type"]
-    dtype, length, sig = odm_type(ftype, validation, choices if ftype != "yesno" else YESNO)
-    return Field(
+    return with_odm_facts(Field(
         name=row["field_name"], form=row["form_name"], field_type=ftype, label=label,
         formatted_label=formatted, validation=validation, range_min=row["element_validation_min"],
         range_max=row["element_validation_max"], choices=choices, checkbox_choices=checkbox_choices,
@@ -189,9 +155,8 @@ def row_to_field(row: Mapping, attachment: Attachment | None = None) -> Field:
         stop_actions=row["stop_actions"], ontology=enum if ftype == "text" else "",
         inline_image="1" if row["edoc_display_img"] else "", video_url=row["video_url"],
         video_display_inline=row["video_display_inline"], attachment=attachment,
-        data_type=dtype, length=length, significant_digits=sig,
         extra=tuple(tuple(kv) for kv in odm.get("extra", ())),
-    )
+    ))
 
 
 # -- Field <-> API data dictionary ----------------------------------------------

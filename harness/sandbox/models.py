@@ -36,7 +36,7 @@ from harness.sandbox.dictionary import (
 )
 from harness.sandbox.flat import Column, check_events, columns, eav_rows, flat_values, select_fields
 from harness.sandbox.logic import Logic, LogicError
-from harness.sandbox.odm_export import Flags, build_metadata, iter_odm_records
+from harness.sandbox.odm_export import Flags, build_metadata, effective, iter_odm_records
 from harness.sandbox.odm_import import import_data, import_design
 from harness.sandbox.rows import Row, record_rows
 from harness.sandbox.saving import InputRow, RecordSaver
@@ -129,7 +129,7 @@ class ProjectXml:
 
     metadata: ProjectMetadata
     records: Iterator[Record]
-    metadata_only: bool
+    flags: Flags  # as REDCap applies them (no DAG column without DAGs, ...)
     now: str
 
 
@@ -390,10 +390,13 @@ class SandboxBackend:
         conn = conn_cm.__enter__()
         try:
             d = self._design(conn, s)
+            if s.group_id is not None:
+                flags = Flags(flags.metadata_only, flags.export_files, flags.export_survey_fields, False)
+            flags = effective(d, flags)
             meta = build_metadata(conn, d, flags, now=now, version=self.version)
             if flags.metadata_only:
                 conn_cm.__exit__(None, None, None)
-                return ProjectXml(meta, iter(()), True, now)
+                return ProjectXml(meta, iter(()), flags, now)
             field_set = None
             if fields:
                 select_fields(d, fields, [])
@@ -413,7 +416,7 @@ class SandboxBackend:
                 yield from iter_odm_records(conn, d, names, flags, fields=field_set, row_filter=row_filter)
             finally:
                 conn_cm.__exit__(None, None, None)
-        return ProjectXml(meta, stream(), False, now)
+        return ProjectXml(meta, stream(), flags, now)
 
     def _row_filter(self, d: Design, filter_logic: str, event_ids: set[int] | None):
         logic = None

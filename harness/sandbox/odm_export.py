@@ -1,12 +1,12 @@
-"""``content=project_xml``: the project as the model REDCap's export would read as.
+"""``content=project_xml``: the project as the model REDCap's export is made from.
 
-``build_metadata`` turns a ``Design`` into the ``ProjectMetadata`` a reader
-would get from REDCap 15.7.6's own export of the project (settings in its
-order, derived DataTypes, item groups split by section headers, code lists,
-fresh attachment IDs); ``iter_odm_records`` streams the records as
-``Record`` objects, stored values only (the writer fills checkbox and form
-status defaults and orders the rows). ``harness.odm.writer`` turns both into
-XML.
+``build_metadata`` turns a ``Design`` into the ``ProjectMetadata`` that
+``harness.odm.writer`` writes as REDCap 15.7.6 would (settings in its order,
+vendor groups with fresh attachment IDs, events only when truly
+longitudinal); the writer derives item groups, code lists and DataTypes
+itself. ``iter_odm_records`` streams the records as ``Record`` objects with
+stored values only (the writer fills checkbox and form-status defaults and
+orders the rows).
 """
 
 from __future__ import annotations
@@ -18,18 +18,14 @@ from dataclasses import dataclass
 
 from harness.odm import names
 from harness.odm.model import (
-    CLASSIC_EVENT, DAG_FIELD, SURVEY_ID_FIELD, Choice, CodeList, Event, FileValue, ItemGroup, ItemRef,
-    OdmHeader, ProjectMetadata, Record, RecordRow, RepeatingForm, checkbox_code,
+    DAG_FIELD, SURVEY_ID_FIELD, Event, FileValue, OdmHeader, ProjectMetadata, Record, RecordRow, RepeatingForm,
+    checkbox_code,
 )
 from harness.sandbox import data_store
 from harness.sandbox.design import TIMESTAMP, Design
 from harness.sandbox.design_store import load_doc
-from harness.sandbox.dictionary import STATUS_CHOICES, TRUEFALSE, YESNO
 from harness.sandbox.rows import record_rows
 from harness.sandbox.vendor import export_groups
-
-_CHECKED = (Choice("1", "Checked"), Choice("0", "Unchecked"))
-
 
 @dataclass(frozen=True)
 class Flags:
@@ -43,6 +39,12 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
+def effective(design: Design, flags: Flags) -> Flags:
+    """The flags REDCap actually applies: DAG and survey columns only when the project has them."""
+    return Flags(metadata_only=flags.metadata_only, export_files=flags.export_files,
+                 export_survey_fields=survey_fields_on(design, flags), export_dags=dags_on(design, flags))
+
+
 def survey_fields_on(design: Design, flags: Flags) -> bool:
     return (flags.export_survey_fields and not flags.metadata_only and bool(design.surveys)
             and design.settings.get("SurveysEnabled") == "1")
@@ -50,72 +52,6 @@ def survey_fields_on(design: Design, flags: Flags) -> bool:
 
 def dags_on(design: Design, flags: Flags) -> bool:
     return flags.export_dags and not flags.metadata_only and bool(design.dags)
-
-
-def item_groups(design: Design, flags: Flags) -> tuple[ItemGroup, ...]:
-    """``ODM::getOdmItemGroups``: a new group at each form change or section change."""
-    survey = survey_fields_on(design, flags)
-    entries: list[tuple[str, str, str, bool, str, str]] = []  # (form, item oid, variable, mandatory, section, header)
-    seen_forms: set[str] = set()
-    for i, f in enumerate(design.fields):
-        if f.form not in seen_forms:
-            seen_forms.add(f.form)
-            if survey and f.form in design.surveys and i > 0:
-                entries.append((f.form, f"{f.form}{TIMESTAMP}", f"{f.form}{TIMESTAMP}", False, "", ""))
-        section = f.section_header
-        for oid in (f.export_names() if f.field_type != "descriptive" else (f.name,)):
-            entries.append((f.form, oid, f.name, f.required, section, f.section_header))
-        if i == 0:
-            extra = []
-            if dags_on(design, flags):
-                extra.append(DAG_FIELD)
-            if survey:
-                extra.append(SURVEY_ID_FIELD)
-                if f.form in design.surveys:
-                    extra.append(f"{f.form}{TIMESTAMP}")
-            entries.extend((f.form, x, x, False, section, "") for x in extra)
-    groups: list[ItemGroup] = []
-    current: list = []
-    prev = None
-    for e in entries:
-        form, oid, var, mandatory, section, header = e
-        if prev is None or form != prev[0] or section != prev[4]:
-            if current:
-                groups.append(_group(design, current))
-            current = []
-        current.append(e)
-        prev = e
-    if current:
-        groups.append(_group(design, current))
-    return tuple(groups)
-
-
-def _group(design: Design, entries: list) -> ItemGroup:
-    form, oid, var, _, _, header = entries[0]
-    if header:
-        name = header
-    elif oid != var:  # a checkbox option: REDCap looks the label up by the expanded name and finds none
-        name = ""
-    else:
-        name = design.form_map[form].label if form in design.form_map else ""
-    return ItemGroup(f"{form}.{oid}", name, form,
-                     tuple(ItemRef(o, m, v) for _, o, v, m, _, _ in entries))
-
-
-def code_lists(design: Design) -> tuple[CodeList, ...]:
-    out = []
-    for f in design.fields:
-        if f.field_type in ("radio", "select", "sql") and f.choices:
-            out.append(CodeList(f"{f.name}.choices", f.name, "text", f.name, f.choices))
-        elif f.field_type == "yesno":
-            out.append(CodeList(f"{f.name}.choices", f.name, "boolean", f.name, YESNO))
-        elif f.field_type == "truefalse":
-            out.append(CodeList(f"{f.name}.choices", f.name, "boolean", f.name, TRUEFALSE))
-        elif f.field_type == "checkbox":
-            for c in f.choices:
-                oid = f"{f.name}___{checkbox_code(c.code)}"
-                out.append(CodeList(f"{oid}.choices", oid, "boolean", f.name, _CHECKED, f.checkbox_choices))
-    return tuple(out)
 
 
 def build_metadata(conn: sqlite3.Connection, design: Design, flags: Flags, *, now: str,
@@ -163,7 +99,7 @@ def build_metadata(conn: sqlite3.Connection, design: Design, flags: Flags, *, no
         groups=export_groups(conn, design.pid, [d.name for d in design.dags]),
         metadata_version_oid=names.metadata_version_oid(title, now), metadata_version_name=title,
         record_id_field=design.pk, events=events, forms=design.forms, fields=design.fields,
-        item_groups=item_groups(design, flags), code_lists=code_lists(design), pseudo_fields=tuple(pseudo),
+        pseudo_fields=tuple(pseudo),
     )
 
 
@@ -223,4 +159,4 @@ def iter_odm_records(conn: sqlite3.Connection, design: Design, names_: list[str]
             yield record
 
 
-__all__ = ["Flags", "build_metadata", "iter_odm_records", "CLASSIC_EVENT", "STATUS_CHOICES"]
+__all__ = ["Flags", "build_metadata", "iter_odm_records"]

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+from dataclasses import replace
 from collections.abc import Iterable
 
+from harness.compare.known import DDP_SETTINGS, NOT_IMPORTED_SETTINGS
 from harness.odm.model import CLASSIC_EVENT, Field, ProjectMetadata, Record
 from harness.sandbox import design_store
 from harness.sandbox.design import Design
 from harness.sandbox.design_store import FROM_PROJECT_ROW, SETTINGS_DEFAULTS
-from harness.sandbox.dictionary import (
-    CHOICE_FIELD_TYPES, check_fields, complete_field, normalize_validation, with_status_fields,
-)
+from harness.sandbox.dictionary import check_fields, complete_field, normalize_validation, with_status_fields
 from harness.sandbox.exceptions import ApiError
 from harness.sandbox.saving import InputRow, RecordSaver, SaveResult
 from harness.sandbox.vendor import store_groups
 
-_NOT_IMPORTED = set(FROM_PROJECT_ROW) | {"DdpType", "DdpOffsetDays", "DdpOffsetPlusMinus"}
+_NOT_IMPORTED = set(NOT_IMPORTED_SETTINGS) | set(DDP_SETTINGS)
 _CHOICE_OK = {"radio", "checkbox", "select", "yesno", "truefalse"}
 
 
@@ -51,7 +51,6 @@ def _import_field(f: Field) -> Field:
 
 
 def _replace(f: Field, **changes) -> Field:
-    from dataclasses import replace
     return replace(f, **changes)
 
 

@@ -143,8 +143,10 @@ def export_project_xml(b, s, p) -> Reply:
                                fields=p.array("fields", split_commas=True),
                                events=p.array("events", split_commas=True), filter_logic=p.get("filterLogic"))
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b")
-    options = writer.ExportOptions(metadata_only=flags.metadata_only, export_files=flags.export_files,
-                                   export_survey_fields=flags.export_survey_fields, export_dags=flags.export_dags)
+    applied = xml.flags
+    options = writer.ExportOptions(metadata_only=applied.metadata_only, export_files=applied.export_files,
+                                   export_survey_fields=applied.export_survey_fields,
+                                   export_dags=applied.export_dags)
     writer.write_project(out, xml.metadata, xml.records, options=options, now=xml.now, version=b.version)
     out.seek(0)
     return Reply(out, "text/xml; charset=utf-8")

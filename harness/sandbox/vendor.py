@@ -22,6 +22,9 @@ import json
 import os
 import sqlite3
 
+from fnmatch import fnmatchcase
+
+from harness.compare.known import DROPPED_ON_IMPORT, IMPORTER_EMAIL_ATTRIBUTES
 from harness.odm.model import CLASSIC_EVENT, ExtensionGroup, ExtensionRow
 from harness.sandbox.design_store import load_doc, store_doc
 
@@ -40,7 +43,11 @@ GROUP_ORDER = (
     "MultilanguageSettingsGroup",
 )
 _ID_GROUPS = {"ReportsGroup", "ProjectDashboardsGroup", "EconsentGroup"}
-_SENDER = {"AlertsGroup": "email_from", "SurveysSchedulerGroup": "email_sender"}
+_SENDER = {group: attrs[0] for group, attrs in IMPORTER_EMAIL_ATTRIBUTES.items()}
+
+
+def _dropped(group: str, attr: str) -> bool:
+    return any(fnmatchcase(attr, pattern) for pattern in DROPPED_ON_IMPORT.get(group, ()))
 
 
 def store_groups(conn: sqlite3.Connection, pid: int, groups: tuple[ExtensionGroup, ...], *, classic: bool,
@@ -67,10 +74,8 @@ def store_groups(conn: sqlite3.Connection, pid: int, groups: tuple[ExtensionGrou
             for key, value in row.attrs:
                 if value in docs and value:
                     value = f"{_DOC}{docs[value]}"
-                elif g.tag == "ReportsGroup" and key in ("hash", "short_url"):
-                    value = ""
-                elif g.tag == "ReportsGroup" and key == "is_public":
-                    value = "0"
+                elif _dropped(g.tag, key):
+                    value = "0" if key == "is_public" else ""
                 elif _SENDER.get(g.tag) == key and value and value.lower() != user_email.lower():
                     value = user_email
                 elif classic and key.endswith("event_id") and value and g.tag in (
