@@ -69,7 +69,8 @@ class _Sequence:
         self.last = -1
         self.last_tag = ""
 
-    def check(self, el: etree._Element, profile: str) -> Finding | None:
+    def check(self, el: etree._Element, profile: str) -> tuple[Finding | None, bool]:
+        """(a finding or None, whether the element may appear here at all)."""
         tag = el.tag
         if tag in self.rank:
             rank = self.rank[tag]
@@ -85,7 +86,7 @@ class _Sequence:
                 hint=("a REDCap extension, which plain ODM 1.3.1 has no place for; validate with --profile redcap"
                       if tag.startswith(_R) and profile == "strict"
                       else f"only these elements may appear directly inside {self.parent}"),
-            )
+            ), False
         if rank < self.last:
             return Finding(
                 "error", "XSD001",
@@ -94,9 +95,9 @@ class _Sequence:
                 line=el.sourceline, path=describe(el),
                 hint=f"ODM 1.3.1 requires the children of {self.parent} in this order: "
                      + ", ".join(name_of(t) for t in self.rank),
-            )
+            ), True
         self.last, self.last_tag = rank, tag
-        return None
+        return None, True
 
 
 def _stub(el: etree._Element) -> etree._Element:
@@ -132,6 +133,8 @@ class Validation:
         el = block.element
         kind = block.kind
         if kind == "subject":
+            if self._clinical_children.last > 0:  # AuditRecords & co. were seen, and must follow the subjects
+                self._order(self._clinical_children, el)
             self._xsd(el)
             self.dialect.subject(el)
         elif kind == "study":
@@ -144,16 +147,16 @@ class Validation:
             self.dialect.root(el)
         elif kind == "clinical":
             self._order(self._odm_children, el)
+            self._clinical_children = _Sequence("ClinicalData", _CLINICAL_CHILDREN, self.profile != "strict")
             self._xsd(_stub(el), stand_in=el)
             self.dialect.root(el)
         else:  # any other element directly inside ODM (or ClinicalData)
             parent = el.getparent()
             inside_clinical = parent is not None and parent.tag == CLINICAL
-            self._order(self._clinical_children if inside_clinical else self._odm_children, el)
+            allowed = self._order(self._clinical_children if inside_clinical else self._odm_children, el)
             # A redcap: element is typed when redcap.xsd declares it; an undeclared one is what the lax
-            # wildcard lets through (warned by the dialect pass), and under strict the order check said it.
-            redcap = el.tag.startswith(_R)
-            if not redcap or (self.profile != "strict" and el.tag[len(_R):] in placement().elements):
+            # wildcard lets through (the dialect pass warns about it).
+            if allowed and (not el.tag.startswith(_R) or el.tag[len(_R):] in placement().elements):
                 self._xsd(el)
             self.dialect.other(el)
 
@@ -162,10 +165,12 @@ class Validation:
             for finding in findings_from_log(self.schema.error_log, top, profile=self.profile, stand_in=stand_in):
                 self.findings.add(finding)
 
-    def _order(self, sequence: _Sequence, el: etree._Element) -> None:
-        finding = sequence.check(el, self.profile)
+    def _order(self, sequence: _Sequence, el: etree._Element) -> bool:
+        """Report an element out of order or out of place; False when it may not be there at all."""
+        finding, allowed = sequence.check(el, self.profile)
         if finding is not None:
             self.findings.add(finding)
+        return allowed
 
     def _unique_study(self, el: etree._Element) -> None:
         oid = el.get("OID")
