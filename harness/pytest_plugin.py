@@ -292,6 +292,15 @@ class DrillSession:
     # -- the target ----------------------------------------------------------------------
     def target_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"keep": self.options.keep}
+        if self.kind == "sandbox" and self.options.keep:
+            # A kept project must outlive the run: give the sandbox a database file to keep it in.
+            worker = getattr(self.config, "workerinput", {}).get("workerid", "main")
+            reporter = self.config.stash.get(REPORTER, None)
+            run_id = (reporter.run_id if reporter is not None
+                      else getattr(self.config, "workerinput", {}).get("redcap_drill_run_id", "run"))
+            folder = self.report_dir / "kept"
+            folder.mkdir(parents=True, exist_ok=True)
+            options["db"] = folder / f"sandbox-{run_id}-{worker}.sqlite"
         if self.kind == "url":
             options["url"] = self.config.getoption("drill_target_url")
             options["token_file"] = self.config.getoption("drill_token_file")

@@ -54,7 +54,7 @@ class SandboxTarget(Target):
         kwargs = {"db": str(self.db)} if self.db is not None else {}
         try:
             self.server = SandboxServer(self.host, port=0, **kwargs)
-            self.server.__enter__()
+            self.server.start()
         except OSError as exc:
             self._tmp.cleanup()
             raise TargetError(f"could not start the embedded sandbox on {self.host}: {exc}; "
@@ -85,8 +85,9 @@ class SandboxTarget(Target):
         return self._version
 
     def info(self) -> TargetInfo:
-        url = self.server.url if self.server is not None else f"http://{self.host}/api/"
-        return TargetInfo(self.kind, url, self._version)
+        # The URL as it was when started: the server may be gone by the time a report asks.
+        return TargetInfo(self.kind, self.api.url if self.api is not None else f"http://{self.host}/api/",
+                          self._version)
 
     def restore(self, archive_path, *, title, purpose="0", purpose_other="", notes="") -> Restored:
         restored = restore_via_api(self._ready(), Path(archive_path), kind=self.kind, title=title, purpose=purpose,
@@ -118,5 +119,6 @@ class SandboxTarget(Target):
 
     def where(self, restored: Restored) -> str:
         if self.db is not None:
-            return f"project {restored.project_id} in sandbox database {self.db}"
+            return (f"project {restored.project_id} in sandbox database {self.db} "
+                    f"(serve it with: redcap-drill sandbox --db {self.db}; delete the file when done, it holds records)")
         return f"project {restored.project_id} in the sandbox (gone when the run ends; pass a db file to keep it)"
