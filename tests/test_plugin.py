@@ -155,3 +155,14 @@ def test_hooks_see_each_drill_result(pytester, tmp_path, echo):
                                            "--report-dir", str(tmp_path), "--project", "*classic*")
     result.assert_outcomes(passed=1)
     assert (pytester.path / "finished.txt").read_text().split() == ["Project.DrillClassicAllTypes", "passed"]
+
+
+def test_without_the_suites_folder_the_plugin_carries_the_same_checks_built_in(pytester, tmp_path):
+    import harness.pytest_plugin as plugin
+
+    result = pytester.runpytest_subprocess(str(Path(plugin.__file__)), "--drill-builtin-suite", "-p",
+                                           "no:cacheprovider", "--archives", str(SAMPLES), "--report-dir",
+                                           str(tmp_path), "--co", "-q")
+    ids = collected_ids(result)
+    assert len(ids) == 4 * 9 and projects_in(ids) == set(PROJECTS)
+    assert any(i.endswith("::test_records[Drill Metadata Only]") for i in ids)
