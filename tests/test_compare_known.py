@@ -436,14 +436,42 @@ def test_alert_senders_replaced_by_the_importing_user_are_a_warning():
 
 
 # -- §6.4 route and version effects ----------------------------------------------------------------
-def test_settings_and_groups_absent_in_a_are_not_compared():
+def test_settings_and_groups_absent_in_a_are_not_compared_and_listed_once():
     meta = project().meta
-    older = replace(meta, settings={k: v for k, v in meta.settings.items() if k != "MyCapEnabled"})
+    newer = ("MyCapEnabled", "DataResolutionWorkflowEnabled", "HideFilledForms")
+    older = replace(meta, settings={k: v for k, v in meta.settings.items() if k not in newer})
+    roles = ExtensionGroup("UserRolesGroup", "UserRoles", (ExtensionRow((("role_name", "Data entry"),)),))
 
-    result = compare_documents(export(older), export(meta))
+    result = compare_documents(export(older), export(replace(meta, groups=meta.groups + (roles,))))
 
     assert result.passed
-    assert [(d.location, d.rule) for d in result.findings] == [("setting MyCapEnabled", "absent-in-a")]
+    assert [(d.location, d.b, d.rule) for d in result.findings] == [
+        ("settings absent in A", ", ".join(sorted(newer)), "absent-in-a"),
+        ("groups absent in A", "UserRolesGroup", "absent-in-a")]
+    assert result.known_fired == {"absent-in-a": 4}
+
+
+def test_a_setting_newer_redcap_retired_is_a_warning():
+    meta = project().meta
+
+    result = compare_documents(export(with_setting(meta, FormActivationSurveyAutocontinue="0"), version="11.2.3"),
+                               export(meta))
+
+    assert result.passed
+    assert [(d.location, d.rule) for d in result.findings] == [
+        ("setting FormActivationSurveyAutocontinue", "retired-setting")]
+
+
+def test_a_default_zero_written_by_one_side_only_is_a_warning():
+    p = project()
+    records = list(p.records())
+    a = export(p.meta, records).replace(b'<ItemData ItemOID="measurements_complete" Value="0"/>', b"", 1)
+    assert a != export(p.meta, records), "the generated project has no untouched form status"
+
+    result = compare_documents(a, export(p.meta, records))
+
+    assert result.passed
+    assert [(d.kind, d.rule) for d in result.findings] == [("value_extra", "default-zero")]
 
 
 def test_settings_present_in_a_and_absent_in_b_fail():

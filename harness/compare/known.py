@@ -101,6 +101,9 @@ LEGACY_VALIDATION = {
     "number": "float",
 }
 
+#: Settings older REDCap exported and current versions do not (§7: seen in 11.2.3 and 12.2.1 files).
+RETIRED_SETTINGS = ("FormActivationSurveyAutocontinue",)
+
 #: The export pseudo-field holding the survey identifier (never imported).
 SURVEY_IDENTIFIER = "redcap_survey_identifier"
 
@@ -241,6 +244,12 @@ LEGACY_VALIDATION_NAME = _rule(
     "The data-dictionary import rewrites legacy names (date -> date_ymd, ...). Inferred from "
     "MetaData::save_metadata, not verified.", "§6.2")
 
+DEFAULT_ZERO = _rule(
+    "default-zero", "warning", "Checkbox option or form status: absent on one side, \"0\" on the other",
+    "REDCap fills checkbox options and <form>_complete with 0 in every record row that exists "
+    "(older exports did not always write them); a missing value and 0 mean the same "
+    "(unchecked, Incomplete).", "§3.3, §6.2")
+
 # §6.4 -- route / version effects: warnings
 ABSENT_IN_A = _rule(
     "absent-in-a", "warning", "Settings, groups or attributes absent in A: not compared",
@@ -254,6 +263,9 @@ SLIDER_LABELS_ADDED = _rule(
     "slider-labels-added", "warning", "redcap:SliderLabels appears on sliders",
     "Files from REDCap before 11 have no SliderLabels attribute; newer exports always write it.",
     "§6.4, §7")
+RETIRED_SETTING = _rule(
+    "retired-setting", "warning", "A setting newer REDCap no longer exports",
+    "Seen in REDCap 11-12 exports only; the restore target no longer has the setting.", "§7")
 SQL_CHOICES_DROPPED = _rule(
     "sql-choices-dropped", "warning", "Dynamic SQL field choices disappear",
     "REDCap 14.7+ exports no CodeList for sql fields (the choices might contain PHI).", "§6.4, §2.6")
@@ -265,8 +277,8 @@ RULES: dict[str, KnownDifference] = {r.name: r for r in (
     TITLE_DERIVED, PURPOSE_AND_NOTES, EMPTY_SETTING_DEFAULT, MYCAP_DISABLED, DDP_NOT_IMPORTED,
     SURVEY_FIELDS, CALC_RECOMPUTED, FILES_NOT_EXPORTED, FILE_MIME_SNIFFED, PREPASS_TEXT,
     SINGLE_EVENT_CLASSIC, DAGS_NOT_EXPORTED, IMPORTER_EMAIL, EXPORT_DEACTIVATION,
-    LEGACY_VALIDATION_NAME, ABSENT_IN_A, REPEATING_EVENT_FLAG, SLIDER_LABELS_ADDED,
-    SQL_CHOICES_DROPPED,
+    LEGACY_VALIDATION_NAME, DEFAULT_ZERO, ABSENT_IN_A, RETIRED_SETTING, REPEATING_EVENT_FLAG,
+    SLIDER_LABELS_ADDED, SQL_CHOICES_DROPPED,
 )}
 
 
@@ -319,6 +331,10 @@ def _always(path, a, b, ctx) -> bool:
 
 def _absent_in_a(path, a, b, ctx) -> bool:
     return a is ABSENT and b is not ABSENT
+
+
+def _absent_in_b(path, a, b, ctx) -> bool:
+    return b is ABSENT
 
 
 def _empty_in_a(path, a, b, ctx) -> bool:
@@ -379,6 +395,7 @@ STRUCTURE_RULES: list[tuple[list[Path], KnownDifference, Predicate]] = [
     ([("settings", "*"), ("setting_attributes", "*"), ("groups", "*"), ("groups", "*", "*", "*"),
       ("fields", "*", "extra", "*")], ABSENT_IN_A, _absent_in_a),
     ([("settings", "*"), ("setting_attributes", "*")], EMPTY_SETTING_DEFAULT, _empty_in_a),
+    ([("settings", s) for s in RETIRED_SETTINGS], RETIRED_SETTING, _absent_in_b),
     ([("fields", "*", "validation"), ("fields", "*", "data_type"), ("fields", "*", "length")],
      LEGACY_VALIDATION_NAME, _legacy_validation),
     ([("events", "*", "repeating")], REPEATING_EVENT_FLAG, _repeating_flag),

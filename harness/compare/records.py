@@ -323,8 +323,12 @@ class RecordComparer:
                 continue
             kind = "value_extra" if a is None else "value_missing" if b is None else "value_changed"
             use = rule
-            if use is None and a is not None and b is not None and known.collapse_text(a) == known.collapse_text(b):
-                use = known.PREPASS_TEXT
+            if use is None:
+                if a is not None and b is not None:
+                    if known.collapse_text(a) == known.collapse_text(b):
+                        use = known.PREPASS_TEXT
+                elif (a or b) == "0" and item in self.defaults:
+                    use = known.DEFAULT_ZERO
             where = self._where(rid, key, item)
             if use is None:
                 self._fail_value(item)

@@ -240,16 +240,42 @@ def compare_structure(a: ProjectMetadata, b: ProjectMetadata) -> StructureResult
             t1 = ABSENT if level.t1 is notpresent else level.t1
             t2 = ABSENT if level.t2 is notpresent else level.t2
             changes.append((path, t1, t2))
+    # What A never held is listed once per section, not once per tag: an old
+    # backup restored into a new REDCap gains dozens of settings.
+    absent: dict[tuple[str, str], list[str]] = {}
     for path, t1, t2 in sorted(changes, key=lambda c: _sort_key(c[0], ca, cb)):
         rule = known.match_structure(path, t1, t2, ctx)
         kind, location = describe(path, t1, t2, ca, cb)
+        if rule is known.ABSENT_IN_A:
+            fired[rule.name] += 1
+            bucket = _absent_bucket(path, kind)
+            if bucket not in absent:
+                absent[bucket] = []
+                out.append(bucket)  # placeholder, filled in below
+            absent[bucket].append(path[-1])
+            continue
         a_text, b_text = render(t1, kind), render(t2, kind)
         if rule is not None:
             fired[rule.name] += 1
             out.append(Difference(kind, rule.severity, location, a_text, b_text, rule.name, rule.reason))
         else:
             out.append(Difference(kind, "failure", location, a_text, b_text, None, _reason(kind)))
+    rule = known.ABSENT_IN_A
+    out = [d if isinstance(d, Difference) else
+           Difference(d[0], rule.severity, d[1], None, ", ".join(dict.fromkeys(absent[d])), rule.name, rule.reason)
+           for d in out]
     return StructureResult(tuple(out), fired, count_items(ca))
+
+
+def _absent_bucket(path: tuple[str, ...], kind: str) -> tuple[str, str]:
+    """(kind, location) of the summary finding for items absent in A."""
+    if path[0] in ("settings", "setting_attributes"):
+        return ("setting_changed", "settings absent in A")
+    if path[0] == "groups":
+        if len(path) == 2:
+            return ("group_changed", "groups absent in A")
+        return ("group_changed", SEP.join((f"group {path[1]}", "attributes absent in A")))
+    return (kind, SEP.join((path[0], "attributes absent in A")))
 
 
 _SECTION_ORDER = ("odm", "study", "settings", "setting_attributes", "arms", "events", "event_order",
