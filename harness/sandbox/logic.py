@@ -24,7 +24,7 @@ import re
 import statistics
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
 BLANK = ""
 
@@ -211,12 +211,11 @@ def _rounder(mode):
             return BLANK
         places = int(to_number(args[1]) or 0) if len(args) > 1 else 0
         try:
-            q = Decimal(1).scaleb(-places)
-            d = Decimal(repr(n)).quantize(q, rounding=mode)
+            d = Decimal(repr(n)).quantize(Decimal(1).scaleb(-places), rounding=mode)
         except InvalidOperation:
             return BLANK
-        # REDCap's round() keeps the requested decimals ("28.0000").
-        return format(d, "f") if places > 0 else str(int(d))
+        # A number, as PHP's round() returns: round(38.04, 1) is 38, not "38.0".
+        return float(d)
     return fn
 
 
@@ -280,9 +279,9 @@ def _log(args):
 
 
 FUNCTIONS: dict[str, Callable] = {
-    "round": _rounder(ROUND_HALF_UP),
-    "roundup": _rounder(ROUND_CEILING),
-    "rounddown": _rounder(ROUND_FLOOR),
+    "round": _rounder(ROUND_HALF_UP),  # half away from zero, as PHP
+    "roundup": _rounder(ROUND_UP),  # away from zero
+    "rounddown": _rounder(ROUND_DOWN),  # toward zero
     "sum": _agg(sum),
     "mean": _agg(statistics.fmean),
     "median": _agg(statistics.median),

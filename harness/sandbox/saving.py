@@ -67,6 +67,7 @@ class RecordSaver:
         self._log: list[tuple] = []
         self._checkbox_names = {f.name for f in design.fields if f.field_type == "checkbox"}
         self._status = {f"{f.name}_complete" for f in design.forms}
+        self._missing = {c.code for c in design.missing_codes}
 
     # -- columns ---------------------------------------------------------------
     def resolve(self, column: str):
@@ -145,7 +146,8 @@ class RecordSaver:
                         if self.overwrite:
                             values.pop(f.name, None)
                         continue
-                    values[f.name] = check(f, raw, self.date_format)
+                    # A missing-data code is a valid value of any field that may hold one.
+                    values[f.name] = raw if raw in self._missing else check(f, raw, self.date_format)
                     if f.name not in self._status:
                         touched_forms.add((row.event_id, inst, f.form))
                 except ValueProblem as exc:
