@@ -27,7 +27,6 @@ from harness.odm.model import (
     ExtensionRow,
     Field,
     FileValue,
-    Record,
     RecordRow,
 )
 from harness.odm.writer import ExportOptions, project_xml
@@ -495,5 +494,3 @@ def test_each_rule_is_documented_in_the_json_of_a_result_that_fired_it(name):
     assert result.to_dict()["known_rules"][name] == rule.to_dict()
     assert result.to_dict()["known_fired"] == {name: 3}
 
-
-_ = Record  # imported for readers of the helpers above

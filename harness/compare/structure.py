@@ -67,8 +67,8 @@ def _field(f: Field) -> dict[str, Any]:
         "form": f.form, "field_type": f.field_type, "label": f.label,
         "formatted_label": f.formatted_label, "validation": f.validation,
         "range_min": f.range_min, "range_max": f.range_max,
-        # Parsed choices, not the raw CheckboxChoices text: import reads them
-        # this way, and REDCap may re-space the separators.
+        # Parsed choices, not the raw CheckboxChoices text: spacing around its
+        # "|" separators carries no meaning to REDCap's importer.
         "choices": {c.code: {"label": c.label, "formatted_label": c.formatted_label} for c in f.choices},
         "choice_order": Order(c.code for c in f.choices),
         "required": f.required, "identifier": f.identifier, "field_note": f.field_note,
@@ -138,7 +138,7 @@ def canonical(meta: ProjectMetadata, *, as_classic: bool = False) -> dict[str, A
     h = meta.header
     stamp = _MDV_STAMP.match(meta.metadata_version_oid)
     settings = dict(meta.settings)
-    for name, attrs in meta.setting_attributes.items():
+    for name in meta.setting_attributes:
         # ProtectedEmailModeLogo carries a base64 image as its text.
         settings[name] = f"sha256:{_sha(''.join(settings.get(name, '').split()))}"
     events = () if as_classic else meta.events
