@@ -1,14 +1,15 @@
 """Benchmark: `redcap-drill validate` against `xmllint --stream --schema` on the same content.
 
-Not a test. It makes (or takes with ``--input``) a large synthetic REDCap project
-XML archive, writes the same content again as PLAIN ODM 1.3.1 so that xmllint
-can validate every element against CDISC's schema (``redcap:`` attributes and
+Not a test. It makes (or takes with ``--input``) a large REDCap project XML
+archive, writes the same content again as PLAIN ODM 1.3.1 so that xmllint can
+validate every element against CDISC's schema (``redcap:`` attributes and
 elements dropped, classic FormData wrapped in StudyEventData, boolean code
-lists as text, empty OIDs and names filled), then runs
+lists as text, empty OIDs and names filled, uploaded files moved to their own
+ItemGroupData), then runs
 
 * ours:    ``python -m harness validate --profile redcap ARCHIVE`` (XSD + dialect + semantic
            checks + reading the model, in one streaming pass), and, for an
-           apples-to-apples figure, ``--profile strict`` on the plain twin;
+           apples-to-apples figure, ``--profile strict --no-semantic`` on the plain twin;
 * xmllint: ``xmllint --stream --noout --schema ODM1-3-1.xsd PLAIN``
 
 each as a child process, and prints wall time, peak RSS (``ru_maxrss`` of that
@@ -19,10 +20,13 @@ xmllint comes from Debian's ``libxml2-utils`` package (``apt-get install
 libxml2-utils``); it uses the same libxml2 as lxml, so the comparison is of the
 streaming overhead, not of two XSD engines.
 
-    python3 bench/validate.py                      # 20 000 records x 100 fields (~87 MB)
+The archive comes from ``fixtures.generate`` (every REDCap field type, values
+that pass the semantic checks) when it is importable, else from the small
+generator below; ``--generator`` chooses.
+
+    python3 bench/validate.py                      # 20 000 records x 100 fields
     python3 bench/validate.py --size 1g            # about 1 GB
-    python3 bench/validate.py --input backup.xml   # your own REDCap file (plain twin made from it is not
-                                                   # attempted; xmllint then runs on a generated twin)
+    python3 bench/validate.py --input backup.xml   # your own REDCap file (plain twin derived from it)
 
 Generated files go to bench/out/ (git-ignored) and are reused when present.
 """
@@ -144,15 +148,108 @@ def write_archive(path: Path, records: int, fields: int, *, plain: bool) -> None
     tmp.replace(path)
 
 
-def _record_bytes(fields: int) -> int:
-    probe = OUT / ".probe.xml"
-    write_archive(probe, 200, fields, plain=False)
-    head = OUT / ".probe0.xml"
-    write_archive(head, 0, fields, plain=False)
+def write_fixture_archive(path: Path, records: int, fields: int) -> None:
+    """A REDCap 15.7 export from the project's own generator (every field type)."""
+    from fixtures.generate import GeneratorConfig, generate_file
+
+    generate_file(path, GeneratorConfig(seed=1, records=records, forms=4, fields_per_form=max(1, fields // 4)))
+
+
+def _writer(generator: str):
+    if generator == "fixtures":
+        return write_fixture_archive
+    return lambda path, records, fields: write_archive(path, records, fields, plain=False)
+
+
+def _record_bytes(generator: str, fields: int) -> int:
+    write = _writer(generator)
+    probe, head = OUT / ".probe.xml", OUT / ".probe0.xml"
+    write(probe, 200, fields)
+    write(head, 0, fields)
     size = (probe.stat().st_size - head.stat().st_size) // 200
     probe.unlink()
     head.unlink()
     return size
+
+
+# -- the plain ODM 1.3.1 twin of any REDCap archive -------------------------------------------------------
+_ODM = "{http://www.cdisc.org/ns/odm/v1.3}"
+_REDCAP = "{https://projectredcap.org}"
+_DECLARATIONS = (b' xmlns="http://www.cdisc.org/ns/odm/v1.3"', b' xmlns:redcap="https://projectredcap.org"',
+                 b' xmlns:ds="http://www.w3.org/2000/09/xmldsig#"',
+                 b' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+
+
+def _to_plain(el) -> None:
+    """Edit one streamed block in place into plain ODM 1.3.1 (see the module docstring)."""
+    from lxml import etree
+
+    for node in list(el.iter(_REDCAP + "*")):
+        node.getparent().remove(node)
+    for node in el.iter():
+        for key in [k for k in node.attrib if k.startswith(_REDCAP)]:
+            del node.attrib[key]
+    for node in el.iter(_ODM + "CodeList"):
+        if node.get("DataType") == "boolean":
+            node.set("DataType", "text")
+    for node in el.iter(_ODM + "ItemGroupDef"):
+        if not node.get("Name"):
+            node.set("Name", node.get("OID"))
+    for node in list(el.iter(_ODM + "ItemGroupData")):
+        if not node.get("ItemGroupOID"):
+            node.set("ItemGroupOID", "unnamed")
+        files = node.findall(_ODM + "ItemDataBase64Binary")
+        if files and node.find(_ODM + "ItemData") is not None:
+            twin = etree.Element(_ODM + "ItemGroupData", attrib=dict(node.attrib))
+            twin.extend(files)
+            node.addnext(twin)
+    if el.tag == _ODM + "SubjectData":
+        forms = el.findall(_ODM + "FormData")
+        if forms:  # REDCap's classic layout: give the forms their one event
+            event = etree.Element(_ODM + "StudyEventData", StudyEventOID="Event.event_1_arm_1",
+                                  StudyEventRepeatKey="1")
+            forms[0].addprevious(event)
+            event.extend(forms)
+
+
+def _serialize(el) -> bytes:
+    from lxml import etree
+
+    data = etree.tostring(el)
+    end = data.index(b">")
+    tag = data[:end]
+    for declaration in _DECLARATIONS:  # already declared on the root we write
+        tag = tag.replace(declaration, b"")
+    return tag + data[end:] + b"\n"
+
+
+def plain_twin(source: Path, target: Path) -> None:
+    """Stream ``source`` (any REDCap archive) into ``target`` as plain ODM 1.3.1."""
+    sys.path.insert(0, str(ROOT))
+    from harness.archive import open_xml
+    from harness.odm.stream import iter_blocks
+
+    tmp = target.with_suffix(".part")
+    with open_xml(source) as fh, open(tmp, "wb") as out:
+        in_clinical = False
+        for block in iter_blocks(fh, name=source.name):
+            el = block.element
+            if block.kind == "odm":
+                attrs = "".join(f" {k}={quoteattr(v)}" for k, v in el.attrib.items() if not k.startswith("{"))
+                out.write(b'<?xml version="1.0" encoding="UTF-8" ?>\n<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" '
+                          b'xmlns:ds="http://www.w3.org/2000/09/xmldsig#"' + attrs.encode() + b">\n")
+            elif block.kind == "clinical":
+                attrs = "".join(f" {k}={quoteattr(v)}" for k, v in el.attrib.items() if not k.startswith("{"))
+                out.write(f"<ClinicalData{attrs}>\n".encode())
+                in_clinical = True
+            elif block.kind in ("study", "subject") or not el.tag.startswith(_REDCAP):
+                if block.kind == "study" and in_clinical:
+                    out.write(b"</ClinicalData>\n")
+                    in_clinical = False
+                _to_plain(el)
+                out.write(_serialize(el))
+        out.write(b"</ClinicalData>\n</ODM>" if in_clinical else b"</ODM>")
+    tmp.replace(target)
 
 
 def parse_size(text: str) -> int:
@@ -188,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--fields", type=int, default=100)
     ap.add_argument("--input", type=Path, help="validate this archive instead of a generated one")
+    ap.add_argument("--generator", choices=("fixtures", "own"), default=None,
+                    help="which generator makes the archive (default: fixtures.generate when importable)")
     ap.add_argument("--odm-schema", type=Path, default=os.environ.get("REDCAP_DRILL_ODM_SCHEMA"),
                     help="folder with CDISC's ODM 1.3.1 XSD (default: $REDCAP_DRILL_ODM_SCHEMA, then ../shared)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -202,26 +301,37 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: xmllint not found; install Debian's libxml2-utils", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
+    generator = args.generator
+    if generator is None:
+        try:
+            sys.path.insert(0, str(ROOT))
+            import fixtures.generate  # noqa: F401
+            generator = "fixtures"
+        except ImportError:
+            generator = "own"
     records = args.records
     if args.size:
-        records = max(1, parse_size(args.size) // _record_bytes(args.fields))
-    tag = f"{records}x{args.fields}"
+        records = max(1, parse_size(args.size) // _record_bytes(generator, args.fields))
+    tag = f"{generator}-{records}x{args.fields}"
     redcap_file = args.input or OUT / f"bench-{tag}.xml"
-    plain_file = OUT / f"bench-{tag}-plain.xml"
-    for path, plain in ((redcap_file, False), (plain_file, True)):
-        if not path.exists():
-            print(f"bench: writing {path.name} …", file=sys.stderr)
-            write_archive(path, records, args.fields, plain=plain)
+    plain_file = OUT / f"{redcap_file.name.split('.')[0]}-plain.xml"
+    if not redcap_file.exists():
+        print(f"bench: writing {redcap_file.name} ({generator} generator) …", file=sys.stderr)
+        _writer(generator)(redcap_file, records, args.fields)
+    if not plain_file.exists() or plain_file.stat().st_mtime < redcap_file.stat().st_mtime:
+        print(f"bench: writing its plain ODM 1.3.1 twin {plain_file.name} …", file=sys.stderr)
+        plain_twin(redcap_file, plain_file)
 
     env = dict(os.environ, REDCAP_DRILL_ODM_SCHEMA=str(schema_dir), PYTHONPATH=str(ROOT))
     ours = [sys.executable, "-m", "harness", "validate", "--json", "--max-messages", "5"]
     runs = {
         "xmllint": measure(["xmllint", "--stream", "--noout", "--schema", str(xsd), str(plain_file)]),
         "ours_redcap": measure(ours + ["--profile", "redcap", str(redcap_file)], env),
-        "ours_strict_plain": measure(ours + ["--profile", "strict", str(plain_file)], env),
+        "ours_strict_plain": measure(ours + ["--profile", "strict", "--no-semantic", str(plain_file)], env),
     }
     base = runs["xmllint"]
     figures = {
+        "generator": generator if not args.input else f"input {args.input}",
         "records": records,
         "fields": args.fields,
         "archive_mb": round(redcap_file.stat().st_size / 2**20, 1),
@@ -233,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"archive: {figures['archive_mb']} MB ({records} records x {args.fields} fields); "
+        print(f"archive: {figures['archive_mb']} MB ({figures['generator']}, {records} records x ~{args.fields} fields); "
               f"plain twin {figures['plain_mb']} MB")
         for name, run in runs.items():
             print(f"  {name:<18} {run['seconds']:>8.2f} s  peak RSS {run['peak_rss_mb']:>7.1f} MB  exit {run['exit']}")

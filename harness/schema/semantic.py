@@ -279,8 +279,11 @@ class SubjectContext:
     def group_oids(self) -> set[str]:
         return set(map(_GROUP, self.subject.cells))
 
-    def first(self, index: int, value: str) -> Cell:
-        return next(c for c in self.subject.cells if c[index] == value)
+    def first_with_item(self, item_oid: str) -> Cell:
+        return next(c for c in self.subject.cells if c.item_oid == item_oid)
+
+    def first_in_group(self, group_oid: str) -> Cell:
+        return next(c for c in self.subject.cells if c.group_oid == group_oid)
 
     def where(self, cell: Cell, **kw) -> dict:
         return dict(record=self.key, event=cell.event or None, line=cell.line or None, **kw)
@@ -332,7 +335,7 @@ def events_and_forms_defined(ctx: SubjectContext) -> Iterator[Finding]:
 def items_defined(ctx: SubjectContext) -> Iterator[Finding]:
     """Every ItemOID is a field, checkbox option or export pseudo-field of the project."""
     for oid in sorted(ctx.item_oids - ctx.project.items):
-        cell = ctx.first(5, oid)
+        cell = ctx.first_with_item(oid)
         yield Finding(
             "error", "SEM-UNDEFINED-ITEM",
             f"value for {oid!r}, which is not a field (or checkbox option) of the project",
@@ -343,7 +346,7 @@ def items_defined(ctx: SubjectContext) -> Iterator[Finding]:
 
 def item_groups_defined(ctx: SubjectContext) -> Iterator[Finding]:
     for oid in sorted(ctx.group_oids - ctx.project.item_groups):
-        cell = ctx.first(4, oid)
+        cell = ctx.first_in_group(oid)
         yield Finding(
             "warning", "SEM-UNDEFINED-ITEMGROUP",
             f"ItemGroupData {oid!r} is not an ItemGroupDef of the project",
@@ -440,14 +443,9 @@ SUBJECT_RULES: tuple[Callable[[SubjectContext], Iterable[Finding]], ...] = (
     values_fit_fields,
 )
 
-#: Findings of these codes are folded per field (or event and field), not reported per record;
-#: every other data finding is folded with identical ones (same message).
-_FOLD_BY = {
-    "SEM-REPEAT-KEY": lambda f: (f.event, f.message.split(" of ", 1)[-1]),
-    "SEM-CODE-NOT-IN-LIST": lambda f: f.field,
-    "SEM-VALIDATION-TYPE": lambda f: f.field,
-    "SEM-UNDEFINED-ITEM": lambda f: f.field,
-}
+#: Findings of these codes are folded per field, whatever the value; every other data finding is
+#: folded with identical ones (same message, which never names the record), except those below.
+_FOLD_BY_FIELD = {"SEM-CODE-NOT-IN-LIST", "SEM-VALIDATION-TYPE", "SEM-UNDEFINED-ITEM"}
 _NOT_FOLDED = {"SEM-EMPTY-SUBJECTKEY"}
 
 
@@ -485,8 +483,8 @@ class SemanticCheck:
                 if finding.code in _NOT_FOLDED:
                     self.findings.add(finding)
                 else:
-                    fold = _FOLD_BY.get(finding.code)
-                    self.findings.add(finding, group=fold(finding) if fold else finding.message)
+                    self.findings.add(finding, group=finding.field if finding.code in _FOLD_BY_FIELD
+                                      else finding.message)
         self._rows_once(ctx)
 
     def _rows_once(self, ctx: SubjectContext) -> None:

@@ -36,6 +36,7 @@ from typing import BinaryIO
 
 from lxml import etree
 
+from harness.archive import open_xml
 from harness.odm.model import ProjectMetadata, Subject
 from harness.odm.reader import OdmDocument
 from harness.odm.stream import CLINICAL, DS_NS, ODM_NS, REDCAP_NS, Block
@@ -261,9 +262,7 @@ class _Counted(io.RawIOBase):
 @contextmanager
 def _opened(source: str | os.PathLike[str] | BinaryIO):
     if isinstance(source, (str, os.PathLike)):
-        from harness.archive import open_xml  # .xml, .xml.gz and REDCap's .zip, with bomb limits
-
-        with open_xml(source) as fh:
+        with open_xml(source) as fh:  # .xml, .xml.gz and REDCap's .zip, with bomb limits
             yield fh, Path(source).name
     else:
         yield source, getattr(source, "name", "document")
