@@ -7,6 +7,7 @@ XML root, trimmed or not). ``urls.py`` maps (content, action) to them.
 
 from __future__ import annotations
 
+import mimetypes
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -427,7 +428,12 @@ def _upload(p: Params):
     part = p.file("file")
     if part is None:
         raise exc.ApiError("No valid file was uploaded")
-    return part.filename or "file", part.content_type or "application/octet-stream", part.stream().read()
+    name = part.filename or "file"
+    mime = part.content_type or ""
+    if not mime or mime == "application/octet-stream":
+        # Clients rarely send a type (PyCap does not); REDCap goes by the extension then.
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return name, mime, part.stream().read()
 
 
 def import_file(b, s, p) -> Reply:
