@@ -110,6 +110,20 @@ def test_many_unpaired_records_spill_to_sqlite_and_are_still_compared():
     assert result.records.a_count == 60 and result.records.values_differing == 1
 
 
+def test_many_changed_records_out_of_order_are_all_re_read_in_bounded_memory():
+    p = project(records=40)
+    records = list(p.records())
+    changed = records
+    for rid in ("3", "12", "25", "31", "40"):
+        changed = change(changed, rid, "weight", "1")
+
+    result = compare_documents(export(p, records), export(p, changed[::-1]), options=CompareOptions(spill_after=2))
+
+    assert result.records.reread >= 4  # the rest meet their partner in place
+    assert [d.location for d in result.findings] == [f"record {rid} › field weight"
+                                                     for rid in ("3", "12", "25", "31", "40")]
+
+
 def test_the_spill_store_moves_to_a_temporary_file_and_removes_it():
     with SpillStore(limit=3) as store:
         for i in range(10):
