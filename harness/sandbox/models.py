@@ -249,9 +249,11 @@ class SandboxBackend:
                  attrs.get("project_notes") or "", int(longitudinal))).lastrowid
             conn.execute("UPDATE redcap_projects SET project_name = ? WHERE project_id = ?",
                          (f"redcap_sandbox_{pid}", pid))
+            # Logged first, as REDCap does: the records imported from the file come after it.
+            self._log(conn, pid, user, "MANAGE", "Create project using REDCap XML file (API)" if doc is not None
+                      else "Create project (API)", when=now)
             if doc is None:
                 self._default_design(conn, pid, autonumbering, surveys, now)
-                description = "Create project (API)"
             else:
                 try:
                     meta = doc.metadata
@@ -262,7 +264,6 @@ class SandboxBackend:
                 except OdmError as e:
                     log.info("sandbox: create project refused: %s", e)
                     raise exc.InvalidOdm() from None
-                description = "Create project using REDCap XML file (API)"
                 log.info("sandbox: project %s created from XML with %d records", pid, len(result.records))
             rights = {k: v for k, v in USER_RIGHTS}
             design = design_store.load_design(conn, pid)
@@ -271,7 +272,6 @@ class SandboxBackend:
                 "INSERT INTO redcap_user_rights (project_id, username, api_token, rights, forms, forms_export)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (pid, user, token, json.dumps(rights), json.dumps(forms),
                                                json.dumps(forms)))
-            self._log(conn, pid, user, "MANAGE", description, when=now)
         return token
 
     def _open_odm(self, odm: BinaryIO) -> OdmDocument:
