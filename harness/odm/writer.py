@@ -120,6 +120,8 @@ class ExportOptions:
     export_files: bool = False  # exportFiles
     export_survey_fields: bool = False  # exportSurveyFields
     export_dags: bool = False  # exportDataAccessGroups
+    #: fields[]: only these variables in ClinicalData (None: all); the record ID always.
+    fields: frozenset[str] | None = None
 
 
 def options_for(meta: ProjectMetadata, *, export_files: bool = True) -> ExportOptions:
@@ -527,6 +529,8 @@ class _ClinicalWriter:
                 self.slots[form].append(_Slot(f"{form}_timestamp", "", "ts"))
         for f in meta.fields:
             if f.name == self.rid or f.field_type == "descriptive" or f.form not in self.slots:
+                continue
+            if options.fields is not None and f.name not in options.fields:
                 continue
             slots = self.slots[f.form]
             if f.field_type == "checkbox":
