@@ -131,6 +131,8 @@ class ProjectXml:
     records: Iterator[Record]
     flags: Flags  # as REDCap applies them (no DAG column without DAGs, ...)
     now: str
+    #: fields[]: the variables ClinicalData is restricted to (None: all).
+    fields: frozenset[str] | None = None
 
 
 @dataclass
@@ -416,7 +418,7 @@ class SandboxBackend:
                 yield from iter_odm_records(conn, d, names, flags, fields=field_set, row_filter=row_filter)
             finally:
                 conn_cm.__exit__(None, None, None)
-        return ProjectXml(meta, stream(), flags, now)
+        return ProjectXml(meta, stream(), flags, now, frozenset(field_set) if field_set else None)
 
     def _row_filter(self, d: Design, filter_logic: str, event_ids: set[int] | None):
         logic = None

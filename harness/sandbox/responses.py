@@ -147,7 +147,7 @@ def export_project_xml(b, s, p) -> Reply:
     applied = xml.flags
     options = writer.ExportOptions(metadata_only=applied.metadata_only, export_files=applied.export_files,
                                    export_survey_fields=applied.export_survey_fields,
-                                   export_dags=applied.export_dags)
+                                   export_dags=applied.export_dags, fields=xml.fields)
     writer.write_project(out, xml.metadata, xml.records, options=options, now=xml.now, version=b.version)
     out.seek(0)
     return Reply(out, "text/xml; charset=utf-8")
