@@ -164,6 +164,20 @@ def test_re_reading_finds_exactly_the_chosen_subjects_as_a_full_parse_would():
         assert [c[:7] for c in got[key].cells] == [c[:7] for c in full[key].cells]
 
 
+def test_re_reading_applies_redcap_pre_pass_to_multi_line_values_like_the_full_parse():
+    p = project(records=3)
+    records = list(p.records())
+    data = export(p, records).replace(b'<ItemData ItemOID="first_name" Value="',
+                                      b'<ItemData ItemOID="first_name" Value="line\r\n\r\n\tone\n\n\nend ')
+    full = {s.key: s for s in OdmDocument(io.BytesIO(data)).subjects()}
+
+    got = {s.key: s for s in reread(opener(data), {"1", "3"})}
+
+    for key in ("1", "3"):
+        assert [c.value for c in got[key].cells] == [c.value for c in full[key].cells]
+    assert any(str(c.value).startswith("line\none\n\nend") for c in got["1"].cells)
+
+
 def test_re_reading_a_document_with_namespace_prefixes_falls_back_to_a_full_parse():
     p = project(records=5)
     data = export(p).replace(b'<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3"',

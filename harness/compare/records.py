@@ -51,15 +51,19 @@ class CanonRecord:
                 and self.files == other.files and self.dag == other.dag)
 
     def digest(self) -> bytes:
-        def rows(part, value=lambda v: v):
-            return [(_row_sort(k), sorted((i, value(v)) for i, v in items.items()))
-                    for k, items in sorted(part.items(), key=lambda kv: _row_sort(kv[0]))]
-
-        def file_id(f: FileValue):
-            return (f.doc_name, f.mime_type, hashlib.sha256(f.content).hexdigest())
-
-        text = repr((rows(self.strict), rows(self.calc), rows(self.files, file_id), self.dag))
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        """sha256 over the sorted canonical tuples, each part length-prefixed (unambiguous)."""
+        parts: list[str] = []
+        for tag, part in (("s", self.strict), ("c", self.calc)):
+            for key in sorted(part, key=_row_sort):
+                items = part[key]
+                parts.append(f"{tag}{key[0]}|{key[1]}|{key[2]}|{len(items)}")
+                parts.extend(f"{len(i)}:{i}{len(v)}:{v}" for i, v in sorted(items.items()))
+        for key in sorted(self.files, key=_row_sort):
+            parts.append(f"f{key[0]}|{key[1]}|{key[2]}")
+            parts.extend(f"{len(i)}:{i}{len(f.doc_name)}:{f.doc_name}{len(f.mime_type)}:{f.mime_type}"
+                         f"{hashlib.sha256(f.content).hexdigest()}" for i, f in sorted(self.files[key].items()))
+        parts.append(f"d{self.dag}")
+        return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).digest()
 
     def merge(self, other: CanonRecord) -> CanonRecord:
         """Two SubjectData blocks with one key, merged as REDCap's importer would."""

@@ -2,10 +2,13 @@
 
 After hashing, only records that differ are compared in detail, so they must
 be read again. Parsing the whole document a second time would double the
-cost, so this scans the bytes (after REDCap's pre-pass) for ``<SubjectData``
-elements, looks at the SubjectKey in the start tag, and parses only the
-wanted ones with lxml, wrapped in the document's own ``<ODM>`` start tag so
-namespaces resolve exactly as in the full parse.
+cost, so this scans the raw bytes for ``<SubjectData`` elements, looks at the
+SubjectKey in the start tag, and parses only the wanted ones with lxml,
+wrapped in the document's own ``<ODM>`` start tag so namespaces resolve
+exactly as in the full parse. REDCap's pre-pass is applied to each wanted
+fragment only: a piece that starts with ``<`` and ends with ``>`` comes out
+of it exactly as it would inside the whole document (no pattern of the
+pre-pass reaches across a tag boundary into it).
 
 That shortcut relies on what REDCap writes: ODM elements in the default
 namespace and ``<`` never raw inside values (escaped in attributes, base64 in
@@ -25,7 +28,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from harness.odm.model import Subject
-from harness.odm.prepass import PrepassReader
+from harness.odm.prepass import rewrite
 from harness.odm.reader import OdmDocument, read_subject
 
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
@@ -108,9 +111,9 @@ def _fragments(stream: BinaryIO, keys: set[str]) -> Iterator[tuple[bytes, bytes]
 def _fast(opener: Opener, keys: set[str]) -> Iterator[Subject]:
     parser = _parser()
     with opener() as raw:
-        for root, fragment in _fragments(PrepassReader(raw), keys):
+        for root, fragment in _fragments(raw, keys):
             try:
-                doc = etree.fromstring(root + fragment + b"</ODM>", parser)
+                doc = etree.fromstring(rewrite(root) + rewrite(fragment) + b"</ODM>", parser)
             except etree.XMLSyntaxError as exc:
                 raise _Unusable(str(exc)) from None
             if len(doc) != 1:
