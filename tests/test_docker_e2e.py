@@ -82,6 +82,8 @@ def test_a_site_starts_serves_its_super_token_only_and_leaves_nothing_behind(cli
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
             member = tar.getmembers()[0]
         assert (member.mode & 0o777, member.gid) == (0o640, recipes.WWW_DATA)
+        for name in (env.web_container, env.db_container):
+            assert env.super_token.reveal().encode() not in client.containers.get(name).logs()
         run_id = env.run_id
     assert sweep.find(client, run_id) == []
 

@@ -4,7 +4,7 @@ REDCap is licensed per site, so CI and these tests cannot build the real web
 image. The stand-in keeps every contract the lifecycle relies on, so start-up,
 install, readiness, drills and teardown run unchanged against it:
 
-* **web image** — has ``/var/www/html/redcap_v99.0.0/Resources/sql/install.sql``
+* **web image** — has ``/var/www/html/redcap_v15.7.6/Resources/sql/install.sql``
   and ``install_data.sql`` (a tiny schema with REDCap's table and column names),
   reads ``database.php`` like REDCap, waits until the install has set the
   version row, switched the API on, set a base URL and created an administrator
@@ -29,7 +29,8 @@ import harness
 from harness.dockerenv import labels
 from harness.dockerenv.recipes import WEB_ROOT, add_bytes, build_image
 
-STANDIN_VERSION = "99.0.0"
+#: The REDCap version the sandbox emulates, so the folder, the version row and the API all agree.
+STANDIN_VERSION = "15.7.6"
 PACKAGE_HOME = "/opt/redcap-drill"
 WEB_TAG = "redcap-drill/standin-web:latest"
 DB_TAG = "redcap-drill/standin-db:latest"
@@ -138,10 +139,12 @@ while token is None:
         sys.exit("stand-in: the install never completed")
     time.sleep(0.5)
 
-print("stand-in: install complete, starting the sandbox", flush=True)
-from harness.sandbox.__main__ import main  # noqa: E402
+from harness.sandbox.server import SandboxServer  # noqa: E402
 
-sys.exit(main(["--host", "0.0.0.0", "--port", "80"], super_token=token))
+# Through the API, not `sandbox serve`: that prints the token, and container logs must never hold one.
+server = SandboxServer(host="0.0.0.0", port=80, super_token=token, version=VERSION).bind()
+print(f"stand-in: install complete; serving the sandbox as REDCap {{VERSION}} on port 80", flush=True)
+server.serve_forever()
 """
 
 
