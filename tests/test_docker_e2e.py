@@ -25,7 +25,8 @@ import pytest
 
 from harness import targets
 from harness.dockerenv import daemon, recipes, standin, sweep
-from harness.dockerenv.errors import BuildFailed, DaemonUnavailable, ImageMissing, ReadinessTimeout
+from harness.dockerenv.errors import (BuildFailed, DaemonUnavailable, ImageMissing, InstallFailed,
+                                      ReadinessTimeout)
 from harness.dockerenv.lifecycle import DockerEnvironment, EnvironmentSpec
 from harness.dockerenv.redcap_zip import inspect_zip
 from harness.drill import DrillOptions, drill
@@ -176,6 +177,14 @@ def test_missing_images_say_how_to_build_or_pull_them(client, images):
     with pytest.raises(ImageMissing, match=r"mariadb:0-none is not on this machine.*docker pull mariadb:0-none"):
         DockerEnvironment(EnvironmentSpec(web_image=web, db_image="mariadb:0-none", pull_db=False),
                           client=client).start()
+
+
+def test_an_image_without_redcap_is_refused_before_anything_starts(client, images):
+    _, db = images
+    site = DockerEnvironment(EnvironmentSpec(web_image=db, db_image=db), client=client)
+    with pytest.raises(InstallFailed, match=r"has no /var/www/html/redcap_vX\.Y\.Z folder.*docker build --zip"):
+        site.start()
+    assert sweep.find(client, site.run_id) == []
 
 
 def test_a_web_image_build_that_fails_says_why_and_tags_nothing(client, tmp_path):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -88,6 +89,8 @@ def test_sweep_all_removes_kept_live_and_foreign_runs_too():
 
 
 def test_sigterm_unwinds_like_ctrl_c_so_finally_blocks_tear_down():
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed from the main thread")
     stopped = []
     guard = TeardownGuard(lambda: stopped.append("atexit")).arm()
     try:
