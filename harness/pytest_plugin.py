@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -336,8 +336,7 @@ class DrillSession:
         extra: dict[str, Any] = {}
         for options in self.config.hook.pytest_redcap_drill_compare_options(config=self.config, archive=ref):
             extra.update(options or {})
-        options = self.options if not extra else DrillOptions(**{**self.options.__dict__,
-                                                                 "compare_options": tuple(extra.items())})
+        options = replace(self.options, compare_options=tuple(extra.items())) if extra else self.options
         result = drill(ref.path, target, options)
         self.results[ref.project_key] = result
         self.config.hook.pytest_redcap_drill_finished(config=self.config, result=result)

@@ -78,15 +78,16 @@ def test_every_archive_gets_one_test_per_stage_named_by_its_project(pytester, tm
 
 def test_shards_split_the_projects_completely_and_deterministically(pytester, tmp_path):
     seen = []
-    for k in (1, 2, 3):
+    for k in (1, 2):
         ids = collected_ids(drill(pytester, "--archives", str(SAMPLES), "--report-dir", str(tmp_path),
-                                  "--shard", f"{k}/3", "--co", "-q"))
+                                  "--shard", f"{k}/2", "--co", "-q"))
         seen.append(projects_in(ids))
-    assert set().union(*seen) == set(PROJECTS)
-    assert sum(len(s) for s in seen) == len(PROJECTS)  # no project in two shards
-    again = collected_ids(drill(pytester, "--archives", str(SAMPLES), "--report-dir", str(tmp_path),
-                                "--shard", "2/3", "--co", "-q"))
-    assert projects_in(again) == seen[1]
+    assert seen[0] | seen[1] == set(PROJECTS)
+    assert not seen[0] & seen[1]  # no project in two shards
+    # The split depends on each project's key alone, so it is the same on every machine, every run.
+    from harness.pytest_plugin import in_shard, list_archives
+
+    assert {r.title for r in list_archives(SAMPLES) if in_shard(r.project_key, (2, 2))} == seen[1]
 
 
 def test_projects_are_selected_by_title_glob(pytester, tmp_path):

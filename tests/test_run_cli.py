@@ -51,12 +51,6 @@ def test_a_passing_run_exits_0_and_prints_progress_per_archive_and_stage(tmp_pat
     assert len(progress) == 2 * 9
 
 
-def test_no_progress_keeps_stderr_quiet(tmp_path):
-    done = redcap_drill("run", "--report-dir", str(tmp_path), "--project", "Drill Metadata Only", "--no-progress")
-    assert done.returncode == 0
-    assert "redcap-drill: [" not in done.stderr
-
-
 def test_a_failing_drill_exits_1_and_still_writes_the_report(tmp_path):
     done = redcap_drill("run", "--archives", str(CANARY), "--report-dir", str(tmp_path))
     assert done.returncode == 1
@@ -89,30 +83,26 @@ def test_an_unreachable_url_target_exits_2_before_anything_runs(tmp_path):
     assert "127.0.0.1:9" in done.stderr and "C" * 64 not in done.stderr + done.stdout
 
 
-def test_arguments_after_a_double_dash_go_to_pytest(tmp_path):
+def test_arguments_after_a_double_dash_go_to_pytest_and_no_progress_keeps_stderr_quiet(tmp_path):
     done = redcap_drill("run", "--report-dir", str(tmp_path), "--project", "Drill Metadata Only", "--no-progress",
                         "--", "-k", "integrity")
     assert done.returncode == 0
     assert "1 passed" in done.stdout and "deselected" in done.stdout
+    assert "redcap-drill: [" not in done.stderr
 
 
-def test_shards_run_separately_and_merge_into_one_report(tmp_path):
+def test_shards_run_separately_merge_into_one_report_and_share_the_ledger(tmp_path):
+    runs = []
     for k in (1, 2):
-        done = redcap_drill("run", "--report-dir", str(tmp_path / f"shard{k}"), "--shard", f"{k}/2", "--no-progress",
+        done = redcap_drill("run", "--report-dir", str(tmp_path), "--shard", f"{k}/2", "--no-progress",
                             "--project", "Drill Classic*,Drill DAGs*,Drill Metadata*")
         assert done.returncode == 0, done.stdout[-2000:]
-    merged = redcap_drill("report", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"),
-                          "--out", str(tmp_path / "merged"))
+        runs.append(next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith(f"shard{k}of2")))
+    merged = redcap_drill("report", "merge", *map(str, runs), "--out", str(tmp_path / "merged"))
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert "PASSED: 3/3 projects passed" in merged.stdout
     data = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert data["summary"]["projects"] == 3 and len(data["run"]["merged_from"]) == 2
-
-
-def test_report_history_lists_every_drill_in_the_ledger(tmp_path):
-    redcap_drill("run", "--report-dir", str(tmp_path), "--project", "Drill Metadata Only", "--no-progress")
-    redcap_drill("run", "--report-dir", str(tmp_path), "--project", "Drill Metadata Only", "--no-progress")
-    done = redcap_drill("report", "history", "--report-dir", str(tmp_path))
-    assert done.returncode == 0
-    rows = [line for line in done.stdout.splitlines() if "Project.DrillMetadataOnly" in line]
-    assert len(rows) == 2 and all(" passed " in row for row in rows)
+    history = redcap_drill("report", "history", "--report-dir", str(tmp_path))
+    rows = [line for line in history.stdout.splitlines() if "(Project." in line]
+    assert history.returncode == 0 and len(rows) == 3 and all(" passed " in row for row in rows)
