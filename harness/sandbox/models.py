@@ -262,7 +262,7 @@ class SandboxBackend:
                     import_design(conn, pid, meta, autonumbering=autonumbering, surveys_enabled=surveys,
                                   user_email=ADMIN_EMAIL if user == ADMIN else f"{user}@example.org", now=now)
                     design = design_store.load_design(conn, pid)
-                    result = import_data(conn, design, meta, doc.records(), user=user, now=now)
+                    result = import_data(conn, design, meta, doc.subjects(), user=user, now=now)
                 except OdmError as e:
                     log.info("sandbox: create project refused: %s", e)
                     raise exc.InvalidOdm() from None

@@ -17,7 +17,7 @@ from dataclasses import replace
 from collections.abc import Iterable
 
 from harness.compare.known import DDP_SETTINGS, NOT_IMPORTED_SETTINGS
-from harness.odm.model import CLASSIC_EVENT, Field, ProjectMetadata, Record
+from harness.odm.model import CLASSIC_EVENT, DAG_FIELD, SURVEY_ID_FIELD, Field, ProjectMetadata, Subject
 from harness.sandbox import design_store
 from harness.sandbox.design import Design
 from harness.sandbox.design_store import FROM_PROJECT_ROW, SETTINGS_DEFAULTS
@@ -167,32 +167,60 @@ def event_map(meta: ProjectMetadata, design: Design) -> dict[str, int]:
     return {e.unique_name: e.event_id for e in design.events}
 
 
-def import_data(conn: sqlite3.Connection, design: Design, meta: ProjectMetadata, records: Iterable[Record], *,
+def import_data(conn: sqlite3.Connection, design: Design, meta: ProjectMetadata, subjects: Iterable[Subject], *,
                 user: str, now: str) -> SaveResult:
-    """ClinicalData through ``saveData`` (normal overwrite, Y-M-D dates, calcs recomputed)."""
+    """ClinicalData through ``saveData`` (normal overwrite, Y-M-D dates, calcs recomputed).
+
+    Like ``parseOdm``, the cells of each SubjectData are first flattened into
+    rows keyed (event, repeat instrument, instance), read with the new
+    project's repeat set-up (the file's, re-keyed to the derived event names).
+    """
     saver = RecordSaver(conn, design, user=user, now=now, fresh=True)
     events = event_map(meta, design)
+    repeating_events = {e for e, f in design.repeating if f is None}
+    repeating_forms = {(e, f) for e, f in design.repeating if f is not None}
     bad_events: list[str] = []
-    for record in records:
-        rows = []
-        for r in record.rows:
-            event_id = events.get(r.event)
-            if event_id is None:
-                if r.event not in bad_events:
-                    bad_events.append(r.event)
+    for subject in subjects:
+        rows: dict[tuple, InputRow] = {}
+        dag: int | None | bool = False
+        for c in subject.cells:
+            item = c.item_oid
+            if item == DAG_FIELD:
+                dag = _dag(design, saver, subject.key, c.value) if c.value else False
                 continue
-            saver.check_columns(list(r.values) + list(r.files), ignore_timestamps=True)
-            rows.append(InputRow(event_id, r.repeat_instrument, r.instance, r.values, r.files))
-        dag = False
-        if record.dag:
-            found = design.dag_by_unique.get(record.dag)
-            if found is None:
-                saver.errors.append(f'"{record.record_id}","redcap_data_access_group","{record.dag}","The value is '
-                                    "not a valid unique group name for a Data Access Group\"")
+            if item == SURVEY_ID_FIELD:
+                continue
+            event_id = events.get(c.event)
+            if event_id is None:
+                if c.event not in bad_events:
+                    bad_events.append(c.event)
+                continue
+            if event_id in repeating_events:
+                key = (event_id, "", int(c.event_key) if c.event_key.isdigit() else 1)
+            elif (event_id, c.form) in repeating_forms:
+                key = (event_id, c.form, int(c.form_key) if c.form_key.isdigit() else 1)
             else:
-                dag = found.group_id
+                key = (event_id, "", None)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = InputRow(*key, {})
+            if isinstance(c.value, str):
+                row.values[item] = c.value
+            else:
+                row.files[item] = c.value
+        for row in rows.values():
+            saver.check_columns(list(row.values) + list(row.files), ignore_timestamps=True)
         if rows:
-            saver.save(record.record_id, rows, dag)
+            saver.save(subject.key, list(rows.values()), dag)
     if bad_events:
         raise ApiError("The following values of redcap_event_name are invalid: " + ", ".join(bad_events))
     return saver.finish()
+
+
+def _dag(design: Design, saver: RecordSaver, record: str, name) -> int | bool:
+    found = design.dag_by_unique.get(name) if isinstance(name, str) else None
+    if found is None:
+        saver.errors.append(f'"{record}","redcap_data_access_group","{name}","The value is not a valid unique group '
+                            'name for a Data Access Group"')
+        return False
+    return found.group_id

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from harness.odm.model import FileValue
 from harness.sandbox import data_store
 from harness.sandbox.calc import Calculator
-from harness.sandbox.data_store import INSERT_DATA, StoredRecord, instance_key
+from harness.sandbox.data_store import INSERT_DATA, StoredRecord
 from harness.sandbox.design import TIMESTAMP, Design
 from harness.sandbox.design_store import store_doc
 from harness.sandbox.exceptions import ApiError
@@ -68,20 +68,31 @@ class RecordSaver:
         self._checkbox_names = {f.name for f in design.fields if f.field_type == "checkbox"}
         self._status = {f"{f.name}_complete" for f in design.forms}
         self._missing = {c.code for c in design.missing_codes}
+        self._columns: dict[str, tuple | None] = {}
+        self._known: set[str] = set()
+        self._repeating_events = {e for e, f in design.repeating if f is None}
+        self._repeating_forms = {(e, f) for e, f in design.repeating if f is not None}
 
     # -- columns ---------------------------------------------------------------
     def resolve(self, column: str):
         """(field, checkbox code or None) for a column, or None if unknown."""
+        try:
+            return self._columns[column]
+        except KeyError:
+            pass
         f = self.d.field_map.get(column)
-        if f is not None and f.field_type != "checkbox":
-            return f, None
-        return self.d.checkbox_columns.get(column)
+        found = (f, None) if f is not None and f.field_type != "checkbox" else self.d.checkbox_columns.get(column)
+        self._columns[column] = found
+        return found
 
     def check_columns(self, columns, *, ignore_timestamps: bool = False) -> None:
         """REDCap's whole-request check for unknown columns."""
         bad = []
         for c in columns:
+            if c in self._known:
+                continue
             if self.resolve(c) is not None:
+                self._known.add(c)
                 continue
             if ignore_timestamps and c.endswith(TIMESTAMP) and c[:-len(TIMESTAMP)] in self.d.form_map:
                 continue
@@ -109,18 +120,19 @@ class RecordSaver:
         record = existing or StoredRecord(name)
         before = sum(len(v) for v in record.data.values())
         touched_forms: set[tuple[int, int | None, str]] = set()
+        pk, longitudinal, skipped = d.pk, d.longitudinal, self.calc.names
         for row in rows:
             event = d.event_by_id[row.event_id]
             event_forms = set(d.event_forms(event))
-            repeating_event = d.is_repeating_event(row.event_id)
+            repeating_event = row.event_id in self._repeating_events
             for column, raw in row.values.items():
                 resolved = self.resolve(column)
                 if resolved is None:
                     continue  # survey timestamps and the like: ignored, as REDCap does
                 f, code = resolved
-                if f.name == d.pk or f.name in self.calc.names or f.field_type == "file":
+                if f.name == pk or f.name in skipped or f.field_type == "file":
                     continue
-                if d.longitudinal and f.form not in event_forms and raw != "":
+                if longitudinal and f.form not in event_forms and raw != "":
                     self.errors.append(error_line(name, column, raw, f"The field is not designated to the event "
                                                   f"'{event.unique_name}'."))
                     continue
@@ -164,7 +176,7 @@ class RecordSaver:
                 touched_forms.add((row.event_id, inst, f.form))
             # The record id lives in every event (and repeating-event instance) the record uses.
             base = None if not repeating_event else self._instance(row, "", True)
-            record.data.setdefault((row.event_id, base), {})[d.pk] = name
+            record.data.setdefault((row.event_id, base), {})[pk] = name
         for event_id, inst, form in touched_forms:
             record.data.setdefault((event_id, inst), {}).setdefault(f"{form}_complete", "0")
         for key in [k for k, v in record.data.items() if not any(x != [] for x in v.values())]:
@@ -189,8 +201,9 @@ class RecordSaver:
             self._flush()
 
     def _instance(self, row: InputRow, form: str, repeating_event: bool) -> int | None:
-        if repeating_event or (form and self.d.is_repeating_form(row.event_id, form)):
-            return instance_key(row.instance or 1)
+        if repeating_event or (row.event_id, form) in self._repeating_forms:
+            n = row.instance or 1
+            return None if n == 1 else n  # REDCap stores instance 1 as NULL
         return None
 
     def _flush(self) -> None:

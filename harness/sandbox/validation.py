@@ -10,7 +10,7 @@ postal codes, MRN…) are accepted as they are.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 from harness.odm.model import Field
 from harness.sandbox.dictionary import NUMBER_VALIDATIONS
@@ -30,9 +30,19 @@ class ValueProblem(ValueError):
     """REDCap rejects the value; ``str(exc)`` is its message."""
 
 
+_YMD = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
 def _date(value: str, date_format: str) -> str:
-    patterns = {"YMD": ("%Y-%m-%d",), "MDY": ("%m/%d/%Y", "%m-%d-%Y"), "DMY": ("%d/%m/%Y", "%d-%m-%Y")}
-    for pattern in patterns[date_format] + ("%Y-%m-%d",):
+    m = _YMD.match(value)
+    if m:  # the common case, without strptime's cost
+        try:
+            date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            return value
+        except ValueError:
+            raise ValueProblem(f"Invalid date format. {_DATE_NOTE}") from None
+    patterns = {"YMD": (), "MDY": ("%m/%d/%Y", "%m-%d-%Y"), "DMY": ("%d/%m/%Y", "%d-%m-%Y")}
+    for pattern in patterns[date_format]:
         try:
             return datetime.strptime(value, pattern).strftime("%Y-%m-%d")
         except ValueError:
