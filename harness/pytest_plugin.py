@@ -158,7 +158,7 @@ def list_archives(root: str | os.PathLike[str]) -> list[ArchiveRef]:
     return _with_ids(newest_per_project(refs))  # type: ignore[arg-type]
 
 
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()+-]+")
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()+:-]+|:{2,}")  # "::" separates node-id parts: never in an id
 
 
 def _with_ids(refs: list[ArchiveRef]) -> list[ArchiveRef]:
