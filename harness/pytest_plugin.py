@@ -447,7 +447,11 @@ def drill_archive(request: pytest.FixtureRequest) -> ArchiveRef:
 @pytest.fixture(scope="session")
 def drill_result(drill_session: DrillSession, drill_archive: ArchiveRef) -> DrillResult:
     """The archive's DrillResult; drilled on first use, then shared by every test of the archive."""
-    return drill_session.result_for(drill_archive)
+    try:
+        return drill_session.result_for(drill_archive)
+    except DrillError as exc:
+        # The target could not start: no drill ran, and every test of the archive says why.
+        pytest.fail(f"{drill_archive.title}: no drill: {type(exc).__name__}: {exc}", pytrace=False)
 
 
 def check_stage(result: DrillResult, name: str) -> None:
@@ -500,7 +504,11 @@ class DrillStageItem(pytest.Item):
 
     def runtest(self) -> None:
         session: DrillSession = self.config.stash[SESSION]
-        check_stage(session.result_for(self.archive), self.stage)
+        try:
+            result = session.result_for(self.archive)
+        except DrillError as exc:
+            pytest.fail(f"{self.archive.title}: no drill: {type(exc).__name__}: {exc}", pytrace=False)
+        check_stage(result, self.stage)
 
     def reportinfo(self):
         return self.path, None, f"{self.stage}[{self.archive.test_id}]"

@@ -167,3 +167,16 @@ def test_without_the_suites_folder_the_plugin_carries_the_same_checks_built_in(p
     ids = collected_ids(result)
     assert len(ids) == 4 * 9 and projects_in(ids) == set(PROJECTS)
     assert any(i.endswith("::test_records[Drill Metadata Only]") for i in ids)
+
+
+def test_a_target_that_cannot_start_fails_every_drill_and_the_report_says_not_drilled(pytester, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("REDCAP_DRILL_URL", "http://127.0.0.1:9/api/")
+    monkeypatch.setenv("REDCAP_DRILL_SUPER_TOKEN", "C" * 64)
+    result = drill(pytester, "--archives", str(SAMPLES), "--target", "url", "--report-dir", str(tmp_path),
+                   "--project", "Drill Metadata Only")
+    result.assert_outcomes(errors=9)
+    assert "Drill Metadata Only: no drill: TargetError" in result.stdout.str()
+    assert "C" * 64 not in result.stdout.str()
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())["summary"]
+    assert summary["outcome"] == "failed" and summary["not_drilled"] == ["Project.DrillMetadataOnly"]
