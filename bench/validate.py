@@ -36,10 +36,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -261,19 +261,29 @@ def parse_size(text: str) -> int:
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:
-    """Wall time and peak RSS of one child process (its own rusage, not the session's)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # wait4 returns that child's own rusage; read the pipes first so a chatty child cannot block.
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
+    """Wall time and peak RSS of one child process.
+
+    Peak RSS comes from GNU time (``/usr/bin/time -f %M``) when it is there: the
+    ``ru_maxrss`` that ``wait4`` reports for a direct child includes this
+    (bigger) Python process's own high-water mark, which Linux carries across
+    vfork+exec. Without GNU time that biased figure is printed, marked so.
+    """
+    gnu_time = Path("/usr/bin/time").exists()
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        full = (["/usr/bin/time", "-o", report.name, "-f", "%M"] if gnu_time else []) + cmd
+        start = time.perf_counter()
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = proc.stdout.read(), proc.stderr.read()  # drain first so a chatty child cannot block
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        peak_kib = int(report.read().split()[-1]) if gnu_time else usage.ru_maxrss
     return {
         "cmd": " ".join(cmd),
         "seconds": round(seconds, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
-        "exit": proc.returncode,
+        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "rss_source": "GNU time %M" if gnu_time else "wait4 ru_maxrss (includes the parent's high-water mark)",
+        "exit": code,
         "stdout_tail": out.decode(errors="replace")[-400:],
         "stderr_tail": err.decode(errors="replace")[-400:],
     }

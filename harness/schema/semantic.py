@@ -34,7 +34,6 @@ from harness.odm.model import (
     DAG_FIELD,
     Cell,
     Field,
-    FileValue,
     ProjectMetadata,
     Subject,
     checkbox_code,
