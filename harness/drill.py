@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -387,7 +388,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
     # schema, then semantics over the model -------------------------------------------------
     read: _Read | None = None
     if stages.runs("schema"):
-        status, reason, read, seconds = _validate(Path(entry.path))
+        status, reason, read, seconds = _validate(Path(entry.path), options.show_values)
         findings.extend(read.findings if read else ())
         stages.add("schema", status, reason, seconds[0])
         if stages.runs("semantics"):
@@ -561,7 +562,7 @@ def _describe_options(options: ExportOptions) -> str:
 # --------------------------------------------------------------------------------------------
 # Validation: the real XSD plus the semantic rules (harness.schema)
 # --------------------------------------------------------------------------------------------
-def _validate(path: Path) -> tuple[Status, str, _Read | None, tuple[float, float]]:
+def _validate(path: Path, show_values: bool = False) -> tuple[Status, str, _Read | None, tuple[float, float]]:
     """One streamed pass: the XSD and dialect check per block, semantic rules per record, and our facts.
 
     Returns the schema verdict, what was read (None if the XML is unreadable)
@@ -610,9 +611,9 @@ def _validate(path: Path) -> tuple[Status, str, _Read | None, tuple[float, float
     elapsed = time.perf_counter() - t0
     facts = ArchiveFacts(records=records, files=files, dag_assignments=dags, survey_values=survey)
     if result is None:
-        found = tuple(_findings(sink.result()[0]))
+        found = tuple(_findings(sink.result()[0], show_values))
         return "skipped", skipped, _Read(meta, facts, found), (elapsed, 0.0)
-    found = tuple(_findings(result.findings))
+    found = tuple(_findings(result.findings, show_values))
     source = _schema_source(check)
     errors = [f for f in found if f.stage == "schema" and f.severity == "error"]
     if errors:
@@ -629,14 +630,27 @@ def _schema_source(check: Any) -> str:
     return str(location) if location else ""
 
 
-def _findings(items: Iterable[Any]) -> Iterable[Finding]:
+# How validation messages quote a record's value: the semantic rules write "holds 'VALUE'", libxml2
+# writes "The value 'VALUE'" and "'VALUE' is not a valid value". Python-repr or libxml2 quoting.
+_QUOTED = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_VALUE_IN_MESSAGE = re.compile(rf"(?<=holds ){_QUOTED}|(?<=[Tt]he value ){_QUOTED}|{_QUOTED}(?= is not a valid value)")
+
+
+def mask_values(message: str) -> str:
+    """A validation message with the record values it quotes replaced by the mask."""
+    return _VALUE_IN_MESSAGE.sub(MASK, message)
+
+
+def _findings(items: Iterable[Any], show_values: bool = False) -> Iterable[Finding]:
     for item in items:
         code = str(item.code)
         where = getattr(item, "where", None)
         path = item.path or (where() if callable(where) else "") or ""
+        message = item.message + (f" — {item.hint}" if getattr(item, "hint", "") else "")
+        if not show_values and (getattr(item, "record", None) is not None or "SubjectData" in str(path)):
+            message = mask_values(message)  # a finding about a record may quote participant data
         yield Finding(stage="semantics" if code.upper().startswith("SEM") else "schema",
-                      severity=str(item.severity), code=code,
-                      message=item.message + (f" — {item.hint}" if getattr(item, "hint", "") else ""),
+                      severity=str(item.severity), code=code, message=message,
                       line=item.line if isinstance(item.line, int) else None, path=str(path))
 
 

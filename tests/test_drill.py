@@ -195,3 +195,20 @@ def test_gzip_and_zip_archives_restore_as_their_xml(echo, tmp_path):
                 copy = shutil.copy(path, tmp_path / path.name)
                 assert drill(Path(copy), target).passed
     assert all(upload["odm"].lstrip().startswith(b"<?xml") for upload in stub.uploads)
+
+
+def test_record_values_quoted_by_validation_findings_are_masked_unless_asked(echo, tmp_path):
+    stub, target = echo
+    original = next(SAMPLES.rglob("DrillClassicAllTypes_*.xml"), None)
+    if original is None:
+        pytest.skip("needs a plain .xml DrillClassicAllTypes sample")
+    text = original.read_text(encoding="utf-8")
+    assert '<ItemData ItemOID="dob" Value="1947-05-04"/>' in text
+    bad = tmp_path / original.name
+    bad.write_text(text.replace('Value="1947-05-04"', 'Value="Jane Doe"', 1), encoding="utf-8")
+    masked = drill(bad, target)
+    finding = next(f for f in masked.findings if f.code == "SEM-VALIDATION-TYPE")
+    assert "Jane Doe" not in finding.message and "•••" in finding.message and "'dob'" in finding.message
+    assert "Jane Doe" not in str(masked.to_dict())
+    shown = drill(bad, target, DrillOptions(show_values=True))
+    assert any("Jane Doe" in f.message for f in shown.findings if f.code == "SEM-VALIDATION-TYPE")
