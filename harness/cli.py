@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from harness import __version__
@@ -76,3 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("redcap-drill: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `redcap-drill diff … | head`: the reader left; that is not our error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
