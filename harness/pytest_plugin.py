@@ -465,10 +465,10 @@ def check_stage(result: DrillResult, name: str) -> None:
     if stage.status == "passed":
         return
     if stage.status == "not_applicable":
-        pytest.skip(f"{name} does not apply: {stage.reason}")
+        _skip(f"{name} does not apply: {stage.reason}")
     first = result.failed_stage
     if stage.status == "not_run" and first is not None and first.name != name and first.status == "failed":
-        pytest.skip(stage.reason)
+        _skip(stage.reason)
     lines = [f"{result.title}: {name} {stage.status.upper()}: {stage.reason}"]
     related = [d for d in result.differences if d.stage == name and d.severity == "failure"]
     for d in related[:10]:
@@ -479,6 +479,14 @@ def check_stage(result: DrillResult, name: str) -> None:
     for f in [f for f in result.findings if f.stage == name and f.severity == "error"][:10]:
         lines.append(f"  {f.code}: {f.message}" + (f" (line {f.line})" if f.line else ""))
     pytest.fail("\n".join(lines), pytrace=False)
+
+
+def _skip(reason: str) -> None:
+    # Report the skip at the test, not at this line (what skip marks do); fall back if pytest changes.
+    try:
+        raise pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:
+        pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------------------------

@@ -106,7 +106,9 @@ def build_argv(args: argparse.Namespace) -> tuple[list[str], Path]:
         argv = [str(Path(plugin.__file__).resolve()), "--drill-builtin-suite"]
     argv += _plugin_args(bool(args.numprocesses))
     argv += ["--archives", str(archives.resolve()), "--target", args.target, "--report-dir", str(report_dir),
-             "--drill-run-id", run_id, f"--junitxml={folder / JUNIT}", "-q"]
+             "--drill-run-id", run_id, f"--junitxml={folder / JUNIT}", "-q",
+             # `run` imported harness before pytest started, so pytest cannot rewrite its asserts; it need not.
+             "-W", "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"]
     if args.target_url:
         argv += ["--target-url", args.target_url]
     if args.token_file:
