@@ -84,9 +84,9 @@ def test_an_unknown_content_is_refused(redcap_sandbox, example):
 
 def test_a_real_call_the_sandbox_lacks_says_so_in_the_log_and_never_succeeds(redcap_sandbox, example, caplog):
     caplog.set_level(logging.INFO, logger="harness.sandbox")
-    r = post(redcap_sandbox.url, token=example, content="report", format="json", report_id="1")
+    r = post(redcap_sandbox.url, token=example, content="fieldValidation", format="json")
     assert r.status_code == 400 and "error" in r.json()
-    assert "content=report action=export is not implemented in sandbox" in caplog.text
+    assert "content=fieldValidation action=export is not implemented in sandbox" in caplog.text
 
 
 def test_tokens_never_reach_the_log(redcap_sandbox, example, caplog):
@@ -167,6 +167,23 @@ def test_eav_export_lists_stored_values(redcap_sandbox, example):
     rows = api(redcap_sandbox, example, "record", type="eav", **{"records[0]": "2"})
     assert {(r["field_name"], r["value"]) for r in rows} >= {("name", "Bob Sample"), ("sex", "1")}
     assert all(r["redcap_event_name"] == "baseline_arm_1" for r in rows)
+
+
+def test_reports_kept_from_the_xml_export_their_fields(redcap_sandbox):
+    token = create_project(redcap_sandbox, corpus_file("redcapr-simple-14.7.3.xml").read_bytes())
+    rows = api(redcap_sandbox, token, "report", report_id="1")
+    assert list(rows[0]) == ["record_id", "address", "height", "health_complete", "ethnicity"]  # metadata order
+    assert len(rows) == 5
+    assert api(redcap_sandbox, token, "report", report_id="R-2338YHPD7Y")[0].keys() >= {"race___1"}
+    r = post(redcap_sandbox.url, token=token, content="report", report_id="9", format="json")
+    assert (r.status_code, r.json()) == (400, {"error": "You must provide a valid report_id"})
+
+
+def test_date_range_and_decimal_character(redcap_sandbox, example):
+    assert len(api(redcap_sandbox, example, "record", dateRangeBegin="2000-01-01 00:00:00")) == 8
+    assert api(redcap_sandbox, example, "record", dateRangeEnd="2000-01-01 00:00:00") == []
+    weights = [r["weight"] for r in api(redcap_sandbox, example, "record", decimalCharacter=",") if r["weight"]]
+    assert weights == ["61,5", "60,9"]
 
 
 def test_an_empty_project_exports_an_empty_list(redcap_sandbox, classic):

@@ -199,6 +199,13 @@ def test_file_repository(simple):
     assert simple.delete_file_from_repository(doc_id=text_file["doc_id"]) == [{}]
 
 
+def test_reports_export_through_pycap(redcap_sandbox):
+    xml = corpus_file("redcapr-simple-14.7.3.xml").read_text(encoding="utf-8")
+    proj = Project(redcap_sandbox.url, pycap_create(redcap_sandbox.url, redcap_sandbox.super_token, xml, "reports"))
+    assert len(proj.export_report(report_id="1")) == 5
+    assert proj.export_report(report_id="2", format_type="csv").startswith("record_id,race___1,")
+
+
 def test_generate_next_record_name(simple):
     assert simple.generate_next_record_name() == "4"
 

@@ -131,8 +131,13 @@ def _label(f: Field, value: str) -> str:
     return value
 
 
+def _numeric(f: Field) -> bool:
+    return f.field_type == "calc" or (f.field_type == "text" and (
+        f.validation in ("float", "int") or f.validation.startswith("number")))
+
+
 def flat_values(design: Design, stored: StoredRecord, row: Row, cols: list[Column], *, label: bool,
-                checkbox_label: bool, blank_gray: bool, doc_names: dict[str, str]) -> list:
+                checkbox_label: bool, blank_gray: bool, doc_names: dict[str, str], decimal: str = "") -> list:
     """One exported row, in column order (the repeat instance as int or "")."""
     forms = set(design.row_forms(row.event, row.repeat_form))
     out: list = []
@@ -169,6 +174,8 @@ def flat_values(design: Design, stored: StoredRecord, row: Row, cols: list[Colum
                 value = "0"
             if f.field_type == "file" and value:
                 value = doc_names.get(value, "")
+            elif decimal and value and _numeric(f):
+                value = value.replace("." if decimal == "," else ",", decimal)
             out.append(_label(f, value) if label else value)
     return out
 

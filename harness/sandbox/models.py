@@ -442,7 +442,8 @@ class SandboxBackend:
     def export_records(self, s: Session, *, records: list[str], fields: list[str], forms: list[str],
                        events: list[str], raw_or_label: str = "raw", export_checkbox_label: bool = False,
                        export_survey_fields: bool = False, export_dags: bool = False, filter_logic: str = "",
-                       blank_gray: bool = False, eav: bool = False) -> FlatExport:
+                       blank_gray: bool = False, eav: bool = False, date_begin: str = "", date_end: str = "",
+                       decimal: str = "") -> FlatExport:
         self._need(s, "api_export", exc.NoExportRights())
         with self.db.connection() as conn:
             d = self._design(conn, s)
@@ -453,6 +454,12 @@ class SandboxBackend:
             survey = export_survey_fields and bool(d.surveys)
             cols = columns(d, chosen, with_pk, survey_fields=survey, dags=dags)
             names = data_store.record_names(conn, d.pid, dag_id=s.group_id, only=records or None)
+            if date_begin or date_end:
+                # REDCap reads the window from the logging of record creation and updates.
+                changed = {r for (r,) in conn.execute(
+                    "SELECT DISTINCT pk FROM redcap_log_event WHERE project_id = ? AND event IN ('INSERT', 'UPDATE')"
+                    " AND ts >= ? AND ts <= ?", (d.pid, date_begin or "0000", date_end or now_text()))}
+                names = [n for n in names if n in changed]
             doc_names = dict((str(i), n) for i, n in conn.execute(
                 "SELECT doc_id, doc_name FROM redcap_edocs_metadata WHERE project_id = ?", (d.pid,)))
             checkbox = {f.name for f in d.fields if f.field_type == "checkbox"}
@@ -473,8 +480,34 @@ class SandboxBackend:
                     continue
                 for r in rs:
                     yield flat_values(d, stored, r, cols, label=label, checkbox_label=export_checkbox_label,
-                                      blank_gray=blank_gray, doc_names=doc_names)
+                                      blank_gray=blank_gray, doc_names=doc_names, decimal=decimal)
         return FlatExport(cols, rows())
+
+    def export_report(self, s: Session, report_id: str, *, raw_or_label: str = "raw",
+                      export_checkbox_label: bool = False, decimal: str = "") -> FlatExport:
+        """A report kept from the project XML: its fields, events and logic.
+
+        ``report_id`` is the report's position (1, 2, …) in report order, or its
+        ``unique_report_name``; the sandbox has no UI to show REDCap's internal ids.
+        """
+        with self.db.connection() as conn:
+            d = self._design(conn, s)
+            reports = [dict(attrs) for _, attrs in group_rows(conn, d.pid, "ReportsGroup")]
+        reports.sort(key=lambda r: int(r.get("report_order") or 0) if str(r.get("report_order", "")).isdigit() else 0)
+        chosen = None
+        if report_id.strip().isdigit() and 1 <= int(report_id) <= len(reports):
+            chosen = reports[int(report_id) - 1]
+        else:
+            chosen = next((r for r in reports if r.get("unique_report_name") == report_id.strip()), None)
+        if chosen is None:
+            raise exc.ApiError("You must provide a valid report_id")
+        fields = [f for f in (chosen.get("redcap_reports_fields") or "").split(",") if f in d.field_map]
+        events = [e for e in (chosen.get("redcap_reports_filter_events") or "").split(",") if e]
+        return self.export_records(s, records=[], fields=fields, forms=[], events=events, raw_or_label=raw_or_label,
+                                   export_checkbox_label=export_checkbox_label,
+                                   export_dags=chosen.get("output_dags") == "1",
+                                   export_survey_fields=chosen.get("output_survey_fields") == "1",
+                                   filter_logic=chosen.get("advanced_logic") or "", decimal=decimal)
 
     def _event_for_row(self, d: Design, row: dict, errors: list[str]) -> int | None:
         if not d.longitudinal:

@@ -154,6 +154,10 @@ def export_project_xml(b, s, p) -> Reply:
 
 
 # -- records ------------------------------------------------------------------------------
+def _decimal(p: Params) -> str:
+    return p.get("decimalCharacter") if p.get("decimalCharacter") in (",", ".") else ""
+
+
 def export_records(b, s, p) -> Reply:
     eav = p.get("type") == "eav"
     exported = b.export_records(
@@ -161,7 +165,18 @@ def export_records(b, s, p) -> Reply:
         forms=p.array("forms", split_commas=True), events=p.array("events", split_commas=True),
         raw_or_label=p.raw_or_label, export_checkbox_label=p.flag("exportCheckboxLabel"),
         export_survey_fields=p.flag("exportSurveyFields"), export_dags=p.flag("exportDataAccessGroups"),
-        filter_logic=p.get("filterLogic"), blank_gray=p.flag("exportBlankForGrayFormStatus"), eav=eav)
+        filter_logic=p.get("filterLogic"), blank_gray=p.flag("exportBlankForGrayFormStatus"), eav=eav,
+        date_begin=p.get("dateRangeBegin"), date_end=p.get("dateRangeEnd"), decimal=_decimal(p))
+    return _flat_reply(b, s, p, exported, eav)
+
+
+def export_report(b, s, p) -> Reply:
+    exported = b.export_report(s, p.get("report_id"), raw_or_label=p.raw_or_label,
+                               export_checkbox_label=p.flag("exportCheckboxLabel"), decimal=_decimal(p))
+    return _flat_reply(b, s, p, exported, False)
+
+
+def _flat_reply(b, s, p, exported, eav: bool) -> Reply:
     fmt = p.format
     names = ["record", "field_name", "value"] if eav else [c.name for c in exported.columns]
 

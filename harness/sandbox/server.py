@@ -177,6 +177,12 @@ class SandboxServer:
         """The API endpoint, ending with ``/api/`` as every REDCap client expects."""
         return self.base_url + "api/"
 
+    def delete_project(self, project_token: str) -> None:
+        """Remove a project and everything in it (what ``/_sandbox/delete_project`` does)."""
+        if self.backend is None:
+            raise RuntimeError("the sandbox is not started")
+        self.backend.delete_project(self.super_token, project_token)
+
     def bind(self) -> "SandboxServer":
         """Open the socket and the database (start() and serve_forever() do it for you)."""
         if self._httpd is not None:
