@@ -176,6 +176,14 @@ class Progress:
         drill = session.config.stash.get(SESSION, None)
         self.total = len(drill.archives) if drill is not None else 0
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport):
+        # The progress lines replace pytest's dots, which would otherwise interleave with them.
+        if report.when == "call" or report.outcome != "passed":
+            category = "error" if report.failed and report.when != "call" else report.outcome
+            return category, "", category.upper()
+        return None
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             stage, archive = _parse_nodeid(report.nodeid)
