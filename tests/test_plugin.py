@@ -144,6 +144,10 @@ def test_the_canary_fails_at_semantics_and_later_stages_are_not_run(pytester, tm
 
 def test_hooks_see_each_drill_result(pytester, tmp_path, echo):
     pytester.makeconftest(
+        "import os\n"
+        "def pytest_redcap_drill_make_target(config, kind, options):\n"
+        "    from harness.targets.url import UrlTarget\n"
+        "    return UrlTarget(url=os.environ['REDCAP_DRILL_URL'], keep=options['keep'])\n"
         "def pytest_redcap_drill_finished(config, result):\n"
         "    with open('finished.txt', 'a') as fh:\n"
         "        fh.write(result.project_key + ' ' + result.outcome + '\\n')\n"
@@ -152,10 +156,12 @@ def test_hooks_see_each_drill_result(pytester, tmp_path, echo):
     pytester.makepyfile(test_mine="from harness.pytest_plugin import check_stage\n"
                                   "def test_restore(drill_result):\n"
                                   "    check_stage(drill_result, 'restore')\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--archives", str(SAMPLES), "--target", "url",
+    # No --target: the site's hook supplies the target instead of the default sandbox.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--archives", str(SAMPLES),
                                            "--report-dir", str(tmp_path), "--project", "*classic*")
     result.assert_outcomes(passed=1)
     assert (pytester.path / "finished.txt").read_text().split() == ["Project.DrillClassicAllTypes", "passed"]
+    assert len(echo.uploads) == 1
 
 
 def test_without_the_suites_folder_the_plugin_carries_the_same_checks_built_in(pytester, tmp_path):
