@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only these projects (title, key or glob); repeatable")
     p.add_argument("--show-values", action="store_true", help="show record values in the report (PHI!)")
     p.add_argument("--keep", action="store_true", help="keep restored projects of failed drills on the target")
+    p.add_argument("--odm-schema", metavar="DIR", help="folder with CDISC's ODM 1.3.1 XSD (default: "
+                   "REDCAP_DRILL_ODM_SCHEMA, else the cache `redcap-drill schema install` fills)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then extra pytest arguments")
     p.set_defaults(func=run)
@@ -82,6 +84,9 @@ def build_argv(args: argparse.Namespace) -> tuple[list[str], Path]:
     from harness.schema import locate_schema
     from harness.sources.duration import parse_duration
 
+    if args.odm_schema:
+        # The environment carries it to the drill and to every xdist worker.
+        os.environ["REDCAP_DRILL_ODM_SCHEMA"] = str(Path(args.odm_schema).expanduser().resolve())
     locate_schema()  # SchemaError says: run `redcap-drill schema install`
     for value in (args.max_age, args.max_rto):
         if value:
