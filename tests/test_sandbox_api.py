@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from harness.sandbox.fixtures import redcap_sandbox  # noqa: F401 - the fixture
-from sandbox_helpers import api, corpus_file, create_project, delete_project, item_def, mini_project, post, subject
+from sandbox_helpers import api, corpus_file, create_project, delete_project, item_def, mini_project, post
 
 NO_PERMISSION = "You do not have permissions to use the API"
 

@@ -212,7 +212,3 @@ def delete_events(conn: sqlite3.Connection, event_ids: Iterable[int]) -> None:
 def add_dag(conn: sqlite3.Connection, pid: int, name: str) -> int:
     return conn.execute("INSERT INTO redcap_data_access_groups (project_id, group_name) VALUES (?, ?)",
                         (pid, name)).lastrowid
-
-
-def unique_dags(names: list[str]) -> list[str]:
-    return unique_dag_names(names)

@@ -20,6 +20,7 @@ import secrets
 import sqlite3
 import string
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -139,6 +140,8 @@ class ProjectXml:
 class FlatExport:
     columns: list[Column]
     rows: Iterator[list]
+    #: Column headers for ``rawOrLabelHeaders=label``.
+    labels: list[str]
 
 
 @dataclass
@@ -388,16 +391,14 @@ class SandboxBackend:
                            events: list[str], filter_logic: str) -> ProjectXml:
         self._need(s, "api_export", exc.NoExportRights())
         now = now_text()
-        conn_cm = self.db.connection()
-        conn = conn_cm.__enter__()
-        try:
+        with ExitStack() as stack:
+            conn = stack.enter_context(self.db.connection())
             d = self._design(conn, s)
             if s.group_id is not None:
                 flags = Flags(flags.metadata_only, flags.export_files, flags.export_survey_fields, False)
             flags = effective(d, flags)
             meta = build_metadata(conn, d, flags, now=now, version=self.version)
             if flags.metadata_only:
-                conn_cm.__exit__(None, None, None)
                 return ProjectXml(meta, iter(()), flags, now)
             field_set = None
             if fields:
@@ -409,15 +410,12 @@ class SandboxBackend:
             with self.db.transaction() as wconn:
                 self._log(wconn, d.pid, s.username, "DATA_EXPORT", "Export REDCap project XML file (API)",
                           when=now)
-        except BaseException:
-            conn_cm.__exit__(None, None, None)
-            raise
+            # The records stream after this call returns: the connection goes with them.
+            held = stack.pop_all()
 
         def stream() -> Iterator[Record]:
-            try:
+            with held:
                 yield from iter_odm_records(conn, d, names, flags, fields=field_set, row_filter=row_filter)
-            finally:
-                conn_cm.__exit__(None, None, None)
         return ProjectXml(meta, stream(), flags, now, frozenset(field_set) if field_set else None)
 
     def _row_filter(self, d: Design, filter_logic: str, event_ids: set[int] | None):
@@ -481,7 +479,7 @@ class SandboxBackend:
                 for r in rs:
                     yield flat_values(d, stored, r, cols, label=label, checkbox_label=export_checkbox_label,
                                       blank_gray=blank_gray, doc_names=doc_names, decimal=decimal)
-        return FlatExport(cols, rows())
+        return FlatExport(cols, rows(), [c.header(d) for c in cols])
 
     def export_report(self, s: Session, report_id: str, *, raw_or_label: str = "raw",
                       export_checkbox_label: bool = False, decimal: str = "") -> FlatExport:

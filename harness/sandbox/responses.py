@@ -19,7 +19,7 @@ from harness.sandbox.exceptions import CONTENT_TYPES, XML_PROLOG
 from harness.sandbox.models import FileDownload, Flags, SandboxBackend
 from harness.sandbox.params import Params
 from harness.sandbox.serialize import (
-    array_to_csv, cdata, csv_table, fputcsv, json_rows, parse_data, parse_one, php_json, xml_items,
+    array_to_csv, cdata, csv_table, fputcsv, json_rows, parse_data, parse_one, parse_xml_root, php_json, xml_items,
 )
 
 SPOOL = 8 << 20
@@ -92,8 +92,7 @@ def create_project(b: SandboxBackend, p: Params) -> Reply:
     data = p.get("data")
     try:
         if fmt == "xml":
-            from harness.sandbox.serialize import _parse_xml_root
-            root = _parse_xml_root(data)
+            root = parse_xml_root(data)
             items = [c for c in root if isinstance(c.tag, str)]
             if root.tag != "item" and len(items) > 1 and all(len(c) for c in items):
                 raise exc.OneProjectAtATime()
@@ -203,7 +202,7 @@ def _flat_reply(b, s, p, exported, eav: bool) -> Reply:
                     if eav:
                         header = list(row.keys())
                     elif p.raw_or_label_headers == "label":
-                        header = [c.header(b_design) for c in exported.columns]
+                        header = exported.labels
                     else:
                         header = names
                     yield fputcsv(header, delimiter)
@@ -211,7 +210,6 @@ def _flat_reply(b, s, p, exported, eav: bool) -> Reply:
                 yield fputcsv(list(row.values()) if eav else row, delimiter)
             if first:
                 yield "\n"
-        b_design = _design_for_headers(b, s) if p.raw_or_label_headers == "label" and not eav else None
         return Reply(_spool_text(csv_chunks()), "text/csv; charset=utf-8")
 
     def xml_chunks():
@@ -220,12 +218,6 @@ def _flat_reply(b, s, p, exported, eav: bool) -> Reply:
             yield "<item>" + "".join(f"<{k}>{cdata(v)}</{k}>" for k, v in row.items()) + "</item>\n"
         yield "</records>"
     return Reply(_spool_text(xml_chunks()), "text/xml; charset=utf-8")
-
-
-def _design_for_headers(b: SandboxBackend, s: Session):
-    from harness.sandbox.design_store import load_design
-    with b.db.connection() as conn:
-        return load_design(conn, s.project_id)
 
 
 def import_records(b, s, p) -> Reply:

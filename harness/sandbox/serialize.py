@@ -21,7 +21,7 @@ from harness.sandbox.exceptions import XML_PROLOG, ApiError, php_json
 
 __all__ = [
     "php_json", "json_rows", "fputcsv", "csv_table", "array_to_csv", "xml_items", "cdata",
-    "parse_data", "parse_one", "to_text",
+    "parse_data", "parse_one", "parse_xml_root", "to_text",
 ]
 
 
@@ -135,7 +135,7 @@ def _parse_csv(text: str) -> list[dict[str, str]]:
 _XML_PARSER = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 
-def _parse_xml_root(text: str):
+def parse_xml_root(text: str):
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise ApiError("The data being imported is not formatted correctly. Error: DOCTYPE is not allowed")
     try:
@@ -168,7 +168,7 @@ def parse_data(text: str, fmt: str) -> list[dict]:
         return [{str(k): v if isinstance(v, dict) else to_text(v) for k, v in r.items()} for r in data]
     if fmt == "csv":
         return _parse_csv(text)
-    root = _parse_xml_root(text)
+    root = parse_xml_root(text)
     items = [c for c in root if isinstance(c.tag, str)]
     if items and all(len(c) or c.tag == "item" for c in items) and any(len(c) for c in items):
         return [_xml_item(c) for c in items]
