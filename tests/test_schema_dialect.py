@@ -190,6 +190,13 @@ def test_unknown_redcap_attributes_and_elements_are_accepted_with_a_warning():
     assert "redcap:BrandNewSetting inside GlobalVariables" in element.message
 
 
+def test_an_unknown_redcap_element_is_one_warning_however_much_it_holds():
+    data = document(ns=RC, globals='<redcap:FutureGroup><redcap:Future redcap:flag="1" a="b"/></redcap:FutureGroup>')
+    result = check(data, "redcap")
+    assert result.valid
+    assert [f.code for f in schema_findings(result)] == ["REDCAP-UNKNOWN-ELEMENT"]
+
+
 def test_a_known_redcap_name_in_the_wrong_place_is_a_warning():
     result = check(document(ns=RC, itemdef=' redcap:FormName="f"'), "redcap")
     [finding] = result.by_code("REDCAP-UNKNOWN-ATTRIBUTE")

@@ -143,6 +143,8 @@ class DialectCheck:
         if self.strict:
             return
         element = _local(owner.tag)
+        if owner.tag.startswith(_R) and element not in self._places.elements and element not in self._places.attributes:
+            return  # inside an unknown redcap: element, which is opaque and already warned about
         attribute = _local(qname)
         if not self._places.attribute_known(element, attribute):
             self.findings.add(
