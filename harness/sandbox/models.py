@@ -443,7 +443,8 @@ class SandboxBackend:
                        blank_gray: bool = False, eav: bool = False, date_begin: str = "", date_end: str = "",
                        decimal: str = "") -> FlatExport:
         self._need(s, "api_export", exc.NoExportRights())
-        with self.db.connection() as conn:
+        with ExitStack() as stack:
+            conn = stack.enter_context(self.db.connection())
             d = self._design(conn, s)
             chosen, with_pk = select_fields(d, fields, forms)
             event_ids = check_events(d, events)
@@ -460,25 +461,26 @@ class SandboxBackend:
                 names = [n for n in names if n in changed]
             doc_names = dict((str(i), n) for i, n in conn.execute(
                 "SELECT doc_id, doc_name FROM redcap_edocs_metadata WHERE project_id = ?", (d.pid,)))
-            checkbox = {f.name for f in d.fields if f.field_type == "checkbox"}
-            stored_all = data_store.load_records(conn, d.pid, names, checkbox)
-        with self.db.transaction() as conn:
-            self._log(conn, d.pid, s.username, "DATA_EXPORT", "Export data (API)")
+            with self.db.transaction() as wconn:
+                self._log(wconn, d.pid, s.username, "DATA_EXPORT", "Export data (API)")
+            held = stack.pop_all()
         label = raw_or_label == "label"
         chosen_names = {f.name for f in chosen} | ({d.pk} if with_pk else set())
+        checkbox = {f.name for f in d.fields if f.field_type == "checkbox"}
 
         def rows() -> Iterator:
-            for name in names:
-                stored = stored_all[name]
-                rs = record_rows(d, stored)
-                if row_filter is not None:
-                    rs = [r for r in rs if row_filter(stored, r)]
-                if eav:
-                    yield from eav_rows(d, stored, rs, chosen_names, label=label)
-                    continue
-                for r in rs:
-                    yield flat_values(d, stored, r, cols, label=label, checkbox_label=export_checkbox_label,
-                                      blank_gray=blank_gray, doc_names=doc_names, decimal=decimal)
+            # Records are read a chunk at a time; the connection goes when the rows are done.
+            with held:
+                for stored in data_store.iter_records(conn, d.pid, names, checkbox):
+                    rs = record_rows(d, stored)
+                    if row_filter is not None:
+                        rs = [r for r in rs if row_filter(stored, r)]
+                    if eav:
+                        yield from eav_rows(d, stored, rs, chosen_names, label=label)
+                        continue
+                    for r in rs:
+                        yield flat_values(d, stored, r, cols, label=label, checkbox_label=export_checkbox_label,
+                                          blank_gray=blank_gray, doc_names=doc_names, decimal=decimal)
         return FlatExport(cols, rows(), [c.header(d) for c in cols])
 
     def export_report(self, s: Session, report_id: str, *, raw_or_label: str = "raw",
