@@ -5,7 +5,7 @@
     python bench/sandbox.py --fields-per-form 34   # ≈100 fields per record
 
 Targets on a 2-core machine: import ≤ 30 s, export ≤ 20 s, server peak RSS
-≤ 300 MB. The server runs in its own process (``python -m harness.sandbox``)
+≤ 300 MB (a flat CSV record export is timed too, without a target). The server runs in its own process (``python -m harness.sandbox``)
 so its peak RSS (``VmHWM``) is measured alone; the archive is generated with
 ``fixtures.generate`` into a cache folder in the temporary directory and
 reused on the next run. Exit code 1 when a target is missed.
@@ -97,10 +97,20 @@ def main(argv: list[str] | None = None) -> int:
             for chunk in r.iter_content(1 << 20):
                 fh.write(chunk)
         exported = time.perf_counter() - started
-        rss = peak_rss_mb(server.pid)
         subjects = out.read_bytes().count(b"<SubjectData ")
+
+        started = time.perf_counter()
+        rows = 0
+        with requests.post(url, data={"token": token, "content": "record", "format": "csv"}, stream=True,
+                           timeout=3600) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                rows += 1
+        flat = time.perf_counter() - started
+        rss = peak_rss_mb(server.pid)
         print(f"export:  {exported:6.1f} s  (target ≤ {TARGETS['export']:.0f} s)   "
               f"{out.stat().st_size / 1e6:.1f} MB, {subjects} records")
+        print(f"records: {flat:6.1f} s  (flat CSV export, {rows} lines; no target)")
         print(f"server peak RSS: {rss:.0f} MB (target ≤ {TARGETS['rss']:.0f} MB)")
         ok = (imported <= TARGETS["import"] and exported <= TARGETS["export"] and rss <= TARGETS["rss"]
               and subjects == args.records)
