@@ -26,7 +26,7 @@ class SandboxTarget(Target):
     """Restores into an embedded sandbox started on ``__enter__``.
 
     ``db`` keeps the sandbox's database in a file (with ``keep=True`` the kept
-    projects can then be inspected with ``redcap-drill sandbox --db FILE``);
+    projects can then be inspected with ``redcap-drill sandbox serve --db FILE``);
     by default it lives in a temporary folder and is gone after ``__exit__``.
     """
 
@@ -120,5 +120,5 @@ class SandboxTarget(Target):
     def where(self, restored: Restored) -> str:
         if self.db is not None:
             return (f"project {restored.project_id} in sandbox database {self.db} "
-                    f"(serve it with: redcap-drill sandbox --db {self.db}; delete the file when done, it holds records)")
+                    f"(serve it with: redcap-drill sandbox serve --db {self.db}; delete the file when done, it holds records)")
         return f"project {restored.project_id} in the sandbox (gone when the run ends; pass a db file to keep it)"
