@@ -253,6 +253,14 @@ def test_delete_needs_an_array_of_existing_records(redcap_sandbox, classic):
                                  "in the project. The following records do not exist: 99"}
 
 
+def test_rename_keeps_the_data_under_the_new_name(redcap_sandbox, classic):
+    records(redcap_sandbox, classic, [{"record_id": "1", "name": "Ann"}])
+    r = post(redcap_sandbox.url, token=classic, content="record", action="rename", record="1",
+             new_record_name="101", format="json")
+    assert r.text == "1"
+    assert [(x["record_id"], x["name"]) for x in api(redcap_sandbox, classic, "record")] == [("101", "Ann")]
+
+
 def test_next_record_name_is_one_past_the_largest_number(redcap_sandbox, classic):
     records(redcap_sandbox, classic, [{"record_id": "9"}, {"record_id": "x"}])
     assert post(redcap_sandbox.url, token=classic, content="generateNextRecordName", format="csv").text == "10"

@@ -670,6 +670,26 @@ class SandboxBackend:
                     self._log(conn, d.pid, s.username, "DELETE", "Deleted Record", name)
         return count
 
+    def rename_record(self, s: Session, record: str, new_name: str, arm: str = "") -> str:
+        if not (s.right("api_import") and s.right("record_rename")):
+            raise exc.ApiError("You do not have Rename Record privileges")
+        new_name = new_name.strip()
+        with self.db.transaction() as conn:
+            d = self._design(conn, s)
+            if not data_store.record_exists(conn, d.pid, record):
+                raise exc.ApiError(f"The record '{record}' does not exist.")
+            if not new_name:
+                raise exc.ApiError("The new record name is missing.")
+            if data_store.record_exists(conn, d.pid, new_name):
+                raise exc.ApiError(f"The record '{new_name}' already exists.")
+            for table in ("redcap_data", "redcap_record_list", "redcap_surveys_response"):
+                conn.execute(f"UPDATE {table} SET record = ? WHERE project_id = ? AND record = ?",
+                             (new_name, d.pid, record))
+            conn.execute("UPDATE redcap_data SET value = ? WHERE project_id = ? AND record = ? AND field_name = ?",
+                         (new_name, d.pid, new_name, d.pk))
+            self._log(conn, d.pid, s.username, "UPDATE", f"Rename record {record} to {new_name}", new_name)
+        return "1"
+
     # -- metadata and instruments ------------------------------------------------------------------
     def export_metadata(self, s: Session, fields: list[str], forms: list[str]) -> list[dict]:
         with self.db.connection() as conn:

@@ -264,6 +264,10 @@ def delete_records(b, s, p) -> Reply:
     return count(n, p)
 
 
+def rename_record(b, s, p) -> Reply:
+    return text(b.rename_record(s, p.get("record"), p.get("new_record_name"), p.get("arm")), p.return_format)
+
+
 def generate_next_record_name(b, s, p) -> Reply:
     return text(b.generate_next_record_name(s), p.return_format)
 

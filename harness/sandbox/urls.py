@@ -36,6 +36,7 @@ ROUTES = {
     ("record", "export"): r.export_records,
     ("record", "import"): r.import_records,
     ("record", "delete"): r.delete_records,
+    ("record", "rename"): r.rename_record,
     ("report", "export"): r.export_report,
     ("generateNextRecordName", "export"): r.generate_next_record_name,
     ("metadata", "export"): r.export_metadata,
