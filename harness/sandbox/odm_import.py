@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 
 from harness.compare.known import DDP_SETTINGS, NOT_IMPORTED_SETTINGS
 from harness.odm.model import CLASSIC_EVENT, DAG_FIELD, SURVEY_ID_FIELD, Field, ProjectMetadata, Subject
@@ -47,10 +47,6 @@ def _import_field(f: Field) -> Field:
         changes["field_type"] = "select"  # any field with a CodeListRef becomes a dropdown
     if f.field_type == "checkbox" and f.checkbox_choices is None:
         changes["checkbox_choices"] = " | ".join(f"{c.code}, {c.label}" for c in f.choices)
-    return _replace(f, **changes)
-
-
-def _replace(f: Field, **changes) -> Field:
     return replace(f, **changes)
 
 
