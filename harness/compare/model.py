@@ -15,6 +15,29 @@ from typing import Any
 #: Location separator (a single right-pointing angle quotation mark).
 SEP = " › "
 
+
+def record_location(rid: str, key: tuple | None = None, item: str | None = None, *,
+                    longitudinal: bool = False) -> str:
+    """``record R › event E[ #n] › form #n › field F``: how every record finding names its place.
+
+    ``key`` is a row key (event, repeat instrument, instance). The event is named
+    only where it means something to the admin (longitudinal projects, or a
+    classic project's row that somehow sits in another event).
+    """
+    from harness.odm.model import CLASSIC_EVENT
+
+    parts = [f"record {rid}"]
+    if key is not None:
+        event, instrument, instance = key
+        if longitudinal or event != CLASSIC_EVENT:
+            repeating_event = not instrument and instance is not None
+            parts.append(f"event {event} #{instance}" if repeating_event else f"event {event}")
+        if instrument:
+            parts.append(f"{instrument} #{instance}")
+    if item is not None:
+        parts.append(f"field {item}")
+    return SEP.join(parts)
+
 KINDS = frozenset({
     # records
     "record_missing", "record_extra", "row_missing", "row_extra",

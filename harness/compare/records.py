@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from harness.compare import known
 from harness.compare.mask import Masker
-from harness.compare.model import SEP, CompareOptions, Difference, RecordsComparison
+from harness.compare.model import SEP, CompareOptions, Difference, RecordsComparison, record_location
 from harness.compare.reread import Opener, reread
 from harness.compare.store import SpillStore
 from harness.odm.model import CLASSIC_EVENT, DAG_FIELD, FileValue, ProjectMetadata, Record, Subject
@@ -253,17 +253,7 @@ class RecordComparer:
         self.per_form[self._form_of.get(item, "?")] += count
 
     def _where(self, rid: str, key: RowKey | None = None, item: str | None = None) -> str:
-        parts = [f"record {rid}"]
-        if key is not None:
-            event, instrument, instance = key
-            if self.longitudinal or event != CLASSIC_EVENT:
-                repeating_event = not instrument and instance is not None
-                parts.append(f"event {event} #{instance}" if repeating_event else f"event {event}")
-            if instrument:
-                parts.append(f"{instrument} #{instance}")
-        if item is not None:
-            parts.append(f"field {item}")
-        return SEP.join(parts)
+        return record_location(rid, key, item, longitudinal=self.longitudinal)
 
     # -- one record pair ------------------------------------------------------------
     def pair(self, a: CanonRecord, b: CanonRecord) -> None:

@@ -43,7 +43,7 @@ from harness.odm.model import (
     Subject,
     parse_choices,
 )
-from harness.odm.stream import O, R, REDCAP_NS, Block, iter_blocks
+from harness.odm.stream import O, R, Block, iter_blocks
 
 #: ItemDef ``redcap:*`` attributes the model names; anything else lands in ``Field.extra``.
 KNOWN_ITEM_ATTRS = {
