@@ -81,3 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         # `redcap-drill diff … | head`: the reader left; that is not our error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

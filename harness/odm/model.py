@@ -273,13 +273,22 @@ class ProjectMetadata:
             return {CLASSIC_EVENT: tuple(f.name for f in self.forms)}
         return {e.unique_name: e.forms for e in self.events}
 
-    def is_repeating_form(self, event: str, form: str) -> bool:
-        return any(r.event == event and r.form == form for r in self.repeating_forms) or (
-            not self.events and any(r.form == form for r in self.repeating_forms)
+    @cached_property
+    def _repeating_sets(self) -> tuple[frozenset, frozenset, frozenset]:
+        # Looked up for every ItemData of a large archive: sets, not scans.
+        return (
+            frozenset((r.event, r.form) for r in self.repeating_forms),
+            frozenset(r.form for r in self.repeating_forms),
+            frozenset(self.repeating_events),
         )
 
+    def is_repeating_form(self, event: str, form: str) -> bool:
+        by_event, forms, _ = self._repeating_sets
+        # A classic project's set-up may name any event (REDCap remaps it to the first).
+        return (event, form) in by_event or (not self.events and form in forms)
+
     def is_repeating_event(self, event: str) -> bool:
-        return event in self.repeating_events
+        return event in self._repeating_sets[2]
 
     @property
     def has_repeating(self) -> bool:
