@@ -22,7 +22,9 @@ from harness.errors import OdmError
 
 CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-_PROLOG_END = re.compile(rb"<[^?!]")
+# The root start tag, once its name is complete.
+_PROLOG_END = re.compile(rb"<[^?!][^\s/>]*[\s/>]")
+_ROOT_NAME = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
 
 
 def rewrite(text: bytes) -> bytes:
@@ -44,8 +46,9 @@ class PrepassReader(io.RawIOBase):
     REDCap never writes one, and DTDs are how entity bombs and XXE get in.
     """
 
-    def __init__(self, raw: BinaryIO, chunk_size: int = CHUNK):
+    def __init__(self, raw: BinaryIO, chunk_size: int = CHUNK, *, name: str = "document"):
         self._raw = raw
+        self._name = name
         self._chunk = chunk_size
         self._carry = b""
         self._out = bytearray()
@@ -65,6 +68,14 @@ class PrepassReader(io.RawIOBase):
                 "the document declares a DOCTYPE; REDCap never writes one and it is how "
                 "entity bombs and external-entity (XXE) attacks get in. Re-export the project "
                 "from REDCap instead of using this file."
+            )
+        # The parser only reports the elements we watch; a document whose root is
+        # something else entirely must be refused here, before it is parsed whole.
+        root = _ROOT_NAME.match(data, m.start()) if m else None
+        if root and root.group(1) != b"ODM":
+            raise OdmError(
+                f"{self._name}: the root element is <{root.group(0)[1:].decode('utf-8', 'replace')}>, "
+                "not ODM; this is not a REDCap project XML export"
             )
         return data
 

@@ -290,23 +290,34 @@ def _decode_file(el: etree._Element, line: int) -> FileValue:
     return FileValue(el.get(R + "DocName", ""), el.get(R + "MimeType", ""), content)
 
 
+_GROUP_DATA = O + "ItemGroupData"
+_new_cell = tuple.__new__  # skips namedtuple's Python-level __new__: millions of calls
+
+
 def _form_cells(fd, event, event_key, cells) -> None:
     form = fd.get("FormOID", "").removeprefix("Form.")
     form_key = fd.get("FormRepeatKey", "")
+    append = cells.append
     for ig in fd:
-        group = ig.get("ItemGroupOID", "") if ig.tag == O + "ItemGroupData" else ""
-        for item in ig if ig.tag == O + "ItemGroupData" else ():
+        if ig.tag != _GROUP_DATA:
+            continue
+        group = ig.get("ItemGroupOID", "")
+        for item in ig:
             tag = item.tag
-            if tag == ITEM_DATA or tag in _TYPED_ITEMS:
+            if tag == ITEM_DATA:
                 value = item.get("Value")
                 if value is None:
                     value = item.text or ""
             elif tag == ITEM_B64:
                 value = _decode_file(item, item.sourceline)
+            elif tag in _TYPED_ITEMS:
+                value = item.get("Value")
+                if value is None:
+                    value = item.text or ""
             else:
                 continue
-            cells.append(Cell(event, event_key, form, form_key, group, item.get("ItemOID", ""), value,
-                              item.sourceline or 0))
+            append(_new_cell(Cell, (event, event_key, form, form_key, group, item.get("ItemOID", ""), value,
+                                    item.sourceline or 0)))
 
 
 def read_subject(el: etree._Element) -> Subject:

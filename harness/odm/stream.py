@@ -65,12 +65,42 @@ def _release(el: etree._Element) -> None:
             del parent[0]
 
 
+#: Only these elements reach Python; everything inside them stays in libxml2
+#: until its block is handed out. ``{*}`` so a wrong namespace is still seen.
+_WATCHED = ("{*}ODM", "{*}Study", "{*}ClinicalData", "{*}SubjectData")
+_WATCHED_NAMES = {"ODM", "Study", "ClinicalData", "SubjectData"}
+
+
+def _is_stray(el) -> bool:
+    # Watched elements get their own end event (and are cleared, not removed).
+    return isinstance(el.tag, str) and el.tag.rpartition("}")[2] not in _WATCHED_NAMES
+
+
+def _strays(el: etree._Element) -> Iterator[Block]:
+    """Siblings before ``el`` that nobody handed out yet (AdminData, a stray element)."""
+    prev = el.getprevious()
+    strays = []
+    while prev is not None:
+        if _is_stray(prev):
+            strays.append(prev)
+        prev = prev.getprevious()
+    for stray in reversed(strays):
+        yield Block("other", stray)
+
+
+def _leftovers(parent: etree._Element) -> Iterator[Block]:
+    for child in parent:
+        if _is_stray(child):
+            yield Block("other", child)
+
+
 def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = True) -> Iterator[Block]:
     """Yield the blocks of one document; raise OdmError on anything malformed."""
-    source = PrepassReader(stream) if prepass else stream
+    source = PrepassReader(stream, name=name) if prepass else stream
     parser = etree.iterparse(
         source,
         events=("start", "end"),
+        tag=_WATCHED,
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -80,13 +110,12 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
         # because no DOCTYPE, hence no entity, ever reaches the parser.
         huge_tree=True,
     )
-    depth = 0
     saw_root = False
     try:
         for event, el in parser:
+            parent = el.getparent()
             if event == "start":
-                depth += 1
-                if depth == 1:
+                if parent is None:
                     saw_root = True
                     if el.getroottree().docinfo.doctype:
                         raise OdmError(f"{name}: DOCTYPE declarations are not allowed in REDCap project XML")
@@ -96,23 +125,26 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
                             "this is not a REDCap project XML export"
                         )
                     yield Block("odm", el)
-                elif depth == 2 and el.tag == CLINICAL:
+                elif el.tag == CLINICAL and parent.getparent() is None:
+                    yield from _strays(el)
                     yield Block("clinical", el)
                 continue
-            depth -= 1
-            if depth == 1:
+            if parent is None:
+                yield from _leftovers(el)
+            elif parent.getparent() is None:
+                yield from _strays(el)
                 if el.tag == STUDY:
                     yield Block("study", el)
-                elif el.tag != CLINICAL:
+                elif el.tag == CLINICAL:
+                    yield from _leftovers(el)
+                else:
                     yield Block("other", el)
                 _release(el)
-            elif depth == 2 and el.tag == SUBJECT:
-                yield Block("subject", el)
-                _release(el)
-            elif depth == 2 and el.getparent().tag == CLINICAL:
-                # Any other child of ClinicalData (AuditRecords, a stray element): handed out so the
-                # validator sees it, then freed like a subject.
-                yield Block("other", el)
+            elif parent.tag == CLINICAL and parent.getparent().getparent() is None:
+                # Any other child of ClinicalData (AuditRecords, a stray element) is
+                # handed out so the validator sees it, then freed like a subject.
+                yield from _strays(el)
+                yield Block("subject" if el.tag == SUBJECT else "other", el)
                 _release(el)
     except etree.XMLSyntaxError as exc:
         raise syntax_error(exc, name) from None
