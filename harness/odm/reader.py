@@ -413,7 +413,7 @@ class OdmDocument:
     def has_metadata(self) -> bool:
         return self._metadata is not None and bool(self._metadata.record_id_field)
 
-    def subjects(self) -> Iterator[Subject]:
+    def _subject_blocks(self) -> Iterator[Block]:
         block = self._pending
         self._pending = None
         while True:
@@ -426,8 +426,12 @@ class OdmDocument:
             elif block.kind == "subject":
                 self.has_clinical_data = True
                 self.subject_count += 1
-                yield read_subject(block.element)
+                yield block
             block = None
+
+    def subjects(self) -> Iterator[Subject]:
+        for block in self._subject_blocks():
+            yield read_subject(block.element)
 
     def records(self) -> Iterator[Record]:
         meta = self.metadata
@@ -435,7 +439,8 @@ class OdmDocument:
             yield assemble(subject, meta)
 
     def drain(self) -> None:
-        for _ in self.subjects():
+        """Read to the end (callbacks still see every block) without building subjects."""
+        for _ in self._subject_blocks():
             pass
 
 
