@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         print("redcap-drill: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # `redcap-drill diff … | head`: the reader left; that is not our error.
+        # `redcap-drill diff … | head`: the reader left, so the output is incomplete.
+        # No traceback, and no claim that all was well either: "could not run".
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return 2
 
 
 if __name__ == "__main__":
