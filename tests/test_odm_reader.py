@@ -135,3 +135,21 @@ def test_names_derived_like_redcap():
         "Metadata.REDCapRRepeatinginstruments_2024-11-05_1235")
     assert checkbox_code("A-1.b") == "a_1_b"
     assert [c.code for c in parse_choices("1, Cough | 2, Fever|3,  x, y")] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, -3], ids=["half", "most", "inside-closing-tag"])
+def test_a_file_cut_anywhere_is_called_truncated(cut):
+    if not EXAMPLE.is_file():
+        pytest.skip(f"research example not found at {EXAMPLE}")
+    data = EXAMPLE.read_bytes()
+    end = int(len(data) * cut) if cut > 0 else len(data) + cut
+    with pytest.raises(OdmError, match="truncated"):
+        OdmDocument(io.BytesIO(data[:end])).drain()
+
+
+def test_a_malformed_tag_mid_file_is_not_called_truncated():
+    if not EXAMPLE.is_file():
+        pytest.skip(f"research example not found at {EXAMPLE}")
+    data = EXAMPLE.read_bytes().replace(b"<SubjectData", b"<Subject Data", 1)
+    with pytest.raises(OdmError, match="malformed"):
+        OdmDocument(io.BytesIO(data)).drain()

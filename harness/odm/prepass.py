@@ -55,6 +55,8 @@ class PrepassReader(io.RawIOBase):
         self._started = False
         self._eof = False
         self.bytes_in = 0
+        #: Lines handed to the parser so far (to tell "cut short" from "malformed").
+        self.lines_out = 1
 
     def readable(self) -> bool:
         return True
@@ -107,9 +109,15 @@ class PrepassReader(io.RawIOBase):
             self._out += rewrite(pending[:cut])
             self._carry = pending[cut:]
 
+    @property
+    def at_eof(self) -> bool:
+        """Everything has been read and handed out."""
+        return self._eof and not self._out
+
     def readinto(self, buffer) -> int:
         self._fill()
         n = min(len(buffer), len(self._out))
         buffer[:n] = self._out[:n]
+        self.lines_out += self._out.count(b"\n", 0, n)
         del self._out[:n]
         return n

@@ -30,9 +30,10 @@ STUDY = O + "Study"
 CLINICAL = O + "ClinicalData"
 SUBJECT = O + "SubjectData"
 
+_TRUNCATED = "the file ends early: the archive is truncated; take another backup"
 _HINTS = (
-    ("Premature end of data", "the file ends early: the archive is truncated; take another backup"),
-    ("EndTag: '</' not found", "the file ends early: the archive is truncated; take another backup"),
+    ("Premature end of data", _TRUNCATED),
+    ("EndTag: '</' not found", _TRUNCATED),
     ("Extra content at the end", "there is content after </ODM>; two exports were concatenated?"),
     ("Document is empty", "the file holds no XML"),
     ("no element found", "the file holds no XML"),
@@ -48,11 +49,17 @@ class Block:
     element: etree._Element
 
 
-def syntax_error(exc: etree.XMLSyntaxError, name: str = "document") -> OdmError:
-    """Turn libxml2's message into one that says what to do."""
+def syntax_error(exc: etree.XMLSyntaxError, name: str = "document", *, last_line: int | None = None) -> OdmError:
+    """Turn libxml2's message into one that says what to do.
+
+    ``last_line`` is the input's last line when the whole input had been read:
+    an error there, whatever libxml2 calls it, means the file was cut short.
+    """
     msg = str(exc.msg or exc)
-    hint = next((h for needle, h in _HINTS if needle in msg), "the XML is malformed")
     line, col = exc.position if exc.position else (0, 0)
+    hint = next((h for needle, h in _HINTS if needle in msg), "the XML is malformed")
+    if last_line is not None and line >= last_line:
+        hint = _TRUNCATED
     return OdmError(f"{name}: {hint} (line {line}, column {col}: {msg})")
 
 
@@ -147,6 +154,7 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
                 yield Block("subject" if el.tag == SUBJECT else "other", el)
                 _release(el)
     except etree.XMLSyntaxError as exc:
-        raise syntax_error(exc, name) from None
+        at_end = prepass and source.at_eof
+        raise syntax_error(exc, name, last_line=source.lines_out if at_end else None) from None
     if not saw_root:
         raise OdmError(f"{name}: the file holds no XML element")
