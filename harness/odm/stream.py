@@ -154,7 +154,7 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
                 yield Block("subject" if el.tag == SUBJECT else "other", el)
                 _release(el)
     except etree.XMLSyntaxError as exc:
-        at_end = prepass and source.at_eof
+        at_end = prepass and saw_root and source.at_eof
         raise syntax_error(exc, name, last_line=source.lines_out if at_end else None) from None
     if not saw_root:
         raise OdmError(f"{name}: the file holds no XML element")
