@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CORPUS = SHARED / "corpus"
-EXAMPLE = SHARED / "research" / "example-longitudinal.xml"
+from tests.corpus import CORPUS, EXAMPLE
 
 
 def corpus_files() -> list[Path]:

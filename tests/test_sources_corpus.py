@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import shutil
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,8 @@ from archive_factory import gz, write, zipped
 from harness.archive import scan, sha256_file
 from harness.sources import DirectorySource, read_header
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+from tests.corpus import CORPUS
+
 MANIFEST = CORPUS / "MANIFEST.tsv"
 
 
