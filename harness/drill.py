@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from harness import __version__
 from harness.archive import Archive, BrokenArchive, open_xml
+from harness.compare.mask import RecordIdMasker
 from harness.errors import DrillError, OdmError, SchemaError, TargetError
 from harness.odm.model import DAG_FIELD, SURVEY_ID_FIELD, FileValue, ProjectMetadata
 from harness.odm.reader import OdmDocument
@@ -63,6 +64,9 @@ STAGE_TITLES = {
 
 MASK = "•••"
 RESTORE_BLOCKER = "SEM-RESTORE-BLOCKER"
+NO_DATA_REQUIRED = ("the archive holds no records (no SubjectData), and --require-data says this project must: "
+                    "the backup job exports metadata only — switch it to a full project XML export (with data), "
+                    "or drop --require-data for projects that legitimately have no records")
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,6 +84,11 @@ class DrillOptions:
     max_differences: int = 200  # per stage; the rest are counted, not listed
     #: Extra `harness.compare.CompareOptions` fields (e.g. from the pytest hook).
     compare_options: tuple[tuple[str, Any], ...] = ()
+    #: Record IDs in the result: "auto" (pseudonyms when the record ID field is marked identifier),
+    #: "mask" or "show". Independent of show_values: an MRN stays hidden even when values are shown.
+    record_ids: str = "auto"
+    #: A backup with no records fails the records stage instead of not applying (metadata-only exports).
+    require_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,12 @@ class Finding:
     message: str
     line: int | None = None
     path: str = ""
+    #: The record it concerns, as the report shows it (a pseudonym when record IDs are masked).
+    record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "severity": self.severity, "code": self.code, "message": self.message,
-                "line": self.line, "path": self.path}
+                "line": self.line, "path": self.path, "record": self.record}
 
 
 @dataclass(frozen=True)
@@ -123,10 +134,12 @@ class Difference:
     expected: str | None = None  # in the archive
     actual: str | None = None  # in the re-export
     known: str = ""  # the documented REDCap behaviour that explains it, if any
+    #: The record it concerns, as the report shows it (a pseudonym when record IDs are masked).
+    record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "kind": self.kind, "severity": self.severity, "location": self.location,
-                "expected": self.expected, "actual": self.actual, "known": self.known}
+                "expected": self.expected, "actual": self.actual, "known": self.known, "record": self.record}
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,12 @@ class DrillResult:
     user: str = ""
     harness_version: str = __version__
     show_values: bool = False
+    #: How record IDs appear in this result and why: starts "masked" or "shown" (`RecordIdMasker.reason`).
+    record_ids: str = ""
+
+    @property
+    def record_ids_masked(self) -> bool:
+        return self.record_ids.startswith("masked")
 
     # -- the verdict ---------------------------------------------------------------------
     @property
@@ -267,7 +286,7 @@ class DrillResult:
             "coverage": self.coverage.to_dict() if self.coverage else None,
             "export_options": dict(self.export_options), "cleanup": [dict(c) for c in self.cleanup],
             "host": self.host, "user": self.user, "harness_version": self.harness_version,
-            "show_values": self.show_values,
+            "show_values": self.show_values, "record_ids": self.record_ids,
         }
 
     @classmethod
@@ -289,6 +308,7 @@ class DrillResult:
             cleanup=tuple(dict(c) for c in data.get("cleanup", ())),
             host=data.get("host", ""), user=data.get("user", ""),
             harness_version=data.get("harness_version", ""), show_values=bool(data.get("show_values", False)),
+            record_ids=data.get("record_ids", ""),
         )
 
 
@@ -346,6 +366,8 @@ class _Read:
     meta: ProjectMetadata
     facts: ArchiveFacts
     findings: tuple[Finding, ...]
+    #: How record IDs appear in everything this drill reports, decided from ``meta``.
+    ids: RecordIdMasker
 
 
 def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Target,
@@ -387,13 +409,15 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
     # schema, then semantics over the model -------------------------------------------------
     read: _Read | None = None
     if stages.runs("schema"):
-        status, reason, read, seconds = _validate(Path(entry.path), options.show_values)
+        status, reason, read, seconds = _validate(Path(entry.path), options.show_values, options.record_ids)
         findings.extend(read.findings if read else ())
         stages.add("schema", status, reason, seconds[0])
         if stages.runs("semantics"):
             stages.add("semantics", *_semantics(read), seconds[1])
 
     title = (read.meta.title if read and read.meta.title else None) or _entry_title(entry)
+    # One masker for the whole drill: a record has one pseudonym in its findings and its differences.
+    ids = read.ids if read else RecordIdMasker.for_policy(options.record_ids, None)
     export_options = _export_options(entry, read) if read else ExportOptions()
     cov = coverage(read.meta, read.facts) if read else None
 
@@ -413,7 +437,8 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
                            f"created project {restored.project_id} on {target.info().kind} "
                            f"REDCap {target.info().version}", time.perf_counter() - rto_start)
             except (TargetError, OdmError) as exc:
-                stages.add("restore", "failed", str(exc), time.perf_counter() - rto_start)
+                stages.add("restore", "failed", mask_import_errors(str(exc), ids, options.show_values),
+                           time.perf_counter() - rto_start)
 
         if stages.runs("export"):
             assert restored is not None
@@ -428,11 +453,13 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
         if stages.runs("structure"):
             assert exported is not None
             t0 = time.perf_counter()
-            comparison = _compare(entry.path, exported, export_options, options)
+            comparison = _compare(entry.path, exported, export_options, options, ids)
             elapsed = time.perf_counter() - t0
             design = elapsed * comparison.structure_share  # one comparison, two verdicts: split its time
             stages.add("structure", *comparison.structure, design)
-            if getattr(entry, "metadata_only", False):
+            if getattr(entry, "metadata_only", False) and options.require_data:
+                stages.add("records", "failed", NO_DATA_REQUIRED, elapsed - design)
+            elif getattr(entry, "metadata_only", False):
                 stages.add("records", "not_applicable",
                            "the archive holds no records (a metadata-only backup): there is no data to restore",
                            elapsed - design)
@@ -453,9 +480,11 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
                 cleanup = (target.cleanup(restored).to_dict(),)
 
     if read is not None and getattr(entry, "metadata_only", False):
-        findings.append(Finding("records", "warning", "DRILL-METADATA-ONLY",
+        findings.append(Finding("records", "error" if options.require_data else "warning", "DRILL-METADATA-ONLY",
                                 "the archive holds the project design but no records; if this project has data, "
-                                "the backup job exports metadata only — switch it to a full project XML export"))
+                                "the backup job exports metadata only — switch it to a full project XML export"
+                                + ("" if options.require_data else
+                                   " (--require-data makes this fail the drill)")))
     differences = comparison.differences if comparison else ()
     return DrillResult(
         project_key=entry.project_key,
@@ -477,6 +506,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
         host=_host(),
         user=_user(),
         show_values=options.show_values,
+        record_ids=ids.reason,
     )
 
 
@@ -562,7 +592,8 @@ def _describe_options(options: ExportOptions) -> str:
 # --------------------------------------------------------------------------------------------
 # Validation: the real XSD plus the semantic rules (harness.schema)
 # --------------------------------------------------------------------------------------------
-def _validate(path: Path, show_values: bool = False) -> tuple[Status, str, _Read | None, tuple[float, float]]:
+def _validate(path: Path, show_values: bool = False,
+              record_ids: str = "auto") -> tuple[Status, str, _Read | None, tuple[float, float]]:
     """One streamed pass: the XSD and dialect check per block, semantic rules per record, and our facts.
 
     Returns the schema verdict, what was read (None if the XML is unreadable)
@@ -610,17 +641,18 @@ def _validate(path: Path, show_values: bool = False) -> tuple[Status, str, _Read
         return "failed", str(exc), None, (time.perf_counter() - t0, 0.0)
     elapsed = time.perf_counter() - t0
     facts = ArchiveFacts(records=records, files=files, dag_assignments=dags, survey_values=survey)
+    ids = RecordIdMasker.for_policy(record_ids, meta if doc.has_metadata else None)
     if result is None:
-        found = tuple(_findings(sink.result()[0], show_values))
-        return "skipped", skipped, _Read(meta, facts, found), (elapsed, 0.0)
-    found = tuple(_findings(result.findings, show_values))
+        found = tuple(_findings(sink.result()[0], show_values, ids))
+        return "skipped", skipped, _Read(meta, facts, found, ids), (elapsed, 0.0)
+    found = tuple(_findings(result.findings, show_values, ids))
     errors = [f for f in found if f.stage == "schema" and f.severity == "error"]
     if errors:
         where = f" (line {errors[0].line})" if errors[0].line else ""
         total = result.counts.get("error", len(errors))
         return ("failed", f"{total} schema error(s); first{where}: {errors[0].code} {errors[0].message}",
-                _Read(meta, facts, found), (elapsed, 0.0))
-    return ("passed", f"valid CDISC ODM 1.3.1 ({result.profile} profile)", _Read(meta, facts, found),
+                _Read(meta, facts, found, ids), (elapsed, 0.0))
+    return ("passed", f"valid CDISC ODM 1.3.1 ({result.profile} profile)", _Read(meta, facts, found, ids),
             (elapsed, 0.0))
 
 
@@ -635,8 +667,30 @@ def mask_values(message: str) -> str:
     return _VALUE_IN_MESSAGE.sub(MASK, message)
 
 
-def _findings(items: Iterable[Any], show_values: bool = False) -> Iterable[Finding]:
+#: One line of REDCap's import error report: "record","field","value","message", each CSV-quoted.
+_IMPORT_ERROR = re.compile(r'"((?:[^"]|"")*)","((?:[^"]|"")*)","((?:[^"]|"")*)","((?:[^"]|"")*)"')
+
+
+def mask_import_errors(text: str, ids: RecordIdMasker, show_values: bool = False) -> str:
+    """A restore error with the record and value columns of REDCap's import error lines masked.
+
+    REDCap refuses a project's data with one line per bad value, naming the
+    record and quoting the value: both may be PHI, and the reason goes into the report.
+    """
+    def line(m: re.Match[str]) -> str:
+        record, item, value, message = (g.replace('""', '"') for g in m.groups())
+        record = ids.id(record) or ""
+        value = value if show_values or not value else MASK
+        return ",".join('"' + x.replace('"', '""') + '"' for x in (record, item, value, message))
+
+    return _IMPORT_ERROR.sub(line, text) if ids.masked or not show_values else text
+
+
+def _findings(items: Iterable[Any], show_values: bool = False,
+              ids: RecordIdMasker | None = None) -> Iterable[Finding]:
     for item in items:
+        if ids is not None:
+            item = ids.finding(item)  # its record, and the record's step in its path, as the report shows them
         code = str(item.code)
         where = getattr(item, "where", None)
         path = item.path or (where() if callable(where) else "") or ""
@@ -645,7 +699,8 @@ def _findings(items: Iterable[Any], show_values: bool = False) -> Iterable[Findi
             message = mask_values(message)  # a finding about a record may quote participant data
         yield Finding(stage="semantics" if code.upper().startswith("SEM") else "schema",
                       severity=str(item.severity), code=code, message=message,
-                      line=item.line if isinstance(item.line, int) else None, path=str(path))
+                      line=item.line if isinstance(item.line, int) else None, path=str(path),
+                      record=getattr(item, "record", None))
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,7 +718,8 @@ class _Compared:
     structure_share: float = 0.5
 
 
-def _compare(archive: Path, exported: Path, export: ExportOptions, options: DrillOptions) -> _Compared:
+def _compare(archive: Path, exported: Path, export: ExportOptions, options: DrillOptions,
+             ids: RecordIdMasker) -> _Compared:
     try:
         from harness.compare import CompareOptions, compare_paths
     except ImportError:
@@ -674,7 +730,8 @@ def _compare(archive: Path, exported: Path, export: ExportOptions, options: Dril
         b_files=export.files, b_survey_fields=export.survey_fields, b_dags=export.dags,
         show_values=options.show_values, max_listed=options.max_differences, **dict(options.compare_options))
     try:
-        comparison = compare_paths(archive, exported, options=compare_options)
+        # Record IDs follow the drill's masker, not compare_options: its validation findings already used it.
+        comparison = compare_paths(archive, exported, options=compare_options, ids=ids)
     except DrillError as exc:
         return _Compared(("failed", str(exc)), ("failed", str(exc)), (), {}, (), Fidelity())
     return _from_comparison(comparison, options)
@@ -741,7 +798,7 @@ def _difference(stage: str, diff: Any, show_values: bool) -> Difference:
         a = None if a is None else MASK
         b = None if b is None else MASK
     return Difference(stage=stage, kind=diff.kind, severity=diff.severity, location=diff.location,
-                      expected=a, actual=b, known=diff.rule or "")
+                      expected=a, actual=b, known=diff.rule or "", record=diff.record)
 
 
 def _verdict(failures: list[Difference], warnings: list[Difference]) -> tuple[Status, str]:

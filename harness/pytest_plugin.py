@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from harness.compare.model import RECORD_ID_POLICIES
 from harness.drill import STAGE_TITLES, STAGES, DrillOptions, DrillResult, drill, human
 from harness.errors import ArchiveError, DrillError, UsageError
 
@@ -82,7 +83,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="drill only shard K of N (1-based), split deterministically by project key; "
                          "merge shard reports with `redcap-drill report merge`")
     group.addoption("--show-values", dest="drill_show_values", action="store_true", default=False,
-                    help="show record values in differences (they are masked by default: they are PHI)")
+                    help="show record values in differences (they are masked by default: they are PHI); "
+                         "record IDs follow --record-ids, not this")
+    group.addoption("--record-ids", dest="drill_record_ids", metavar="POLICY", default=None,
+                    choices=RECORD_ID_POLICIES,
+                    help="record IDs in reports: auto (default: a pseudonym such as R-3f9a1c, stable within one "
+                         "report, when the project's record ID field is marked identifier), mask (always), "
+                         "show (never); --show-values does not show them")
+    group.addoption("--require-data", dest="drill_require_data", action="store_true", default=False,
+                    help="fail a backup that holds no records (a metadata-only export) instead of passing it "
+                         "with a warning")
     group.addoption("--keep", dest="drill_keep", action="store_true", default=False,
                     help="keep restored projects on the target when their drill fails, for inspection")
     group.addoption("--drill-run-id", dest="drill_run_id", default=None, help=argparse_suppress())
@@ -91,6 +101,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("redcap_drill_archives", "default --archives for the drill suites", default=DEFAULT_ARCHIVES)
     parser.addini("redcap_drill_target", "default --target", default="sandbox")
     parser.addini("redcap_drill_report_dir", "default --report-dir", default=DEFAULT_REPORT_DIR)
+    parser.addini("redcap_drill_record_ids", "default --record-ids (auto, mask or show)", default="auto")
 
 
 def argparse_suppress() -> str:
@@ -279,6 +290,8 @@ class DrillSession:
             max_rto=parse_duration(max_rto) if max_rto else None,
             show_values=bool(config.getoption("drill_show_values")),
             keep=bool(config.getoption("drill_keep")),
+            record_ids=_record_ids(config),
+            require_data=bool(config.getoption("drill_require_data")),
         )
         listed = select(list_archives(self.root), config.getoption("drill_projects") or [])
         #: What this run was asked to drill, before sharding (the merged report checks all of it ran).
@@ -401,6 +414,14 @@ def _archives_root(config: pytest.Config) -> Path:
         if (base / path).exists():
             return base / path
     return config.invocation_params.dir / path
+
+
+def _record_ids(config: pytest.Config) -> str:
+    policy = config.getoption("drill_record_ids") or config.getini("redcap_drill_record_ids") or "auto"
+    if policy not in RECORD_ID_POLICIES:
+        raise UsageError(f"redcap_drill_record_ids = {policy!r} in the ini file: use one of "
+                         f"{', '.join(RECORD_ID_POLICIES)}")
+    return policy
 
 
 def _path_option(config: pytest.Config, option: str, ini: str) -> Path:
@@ -599,7 +620,8 @@ class DrillReporter:
             shard=f"{s.shard[0]}/{s.shard[1]}" if s.shard else None,
             max_age=human(s.options.max_age) if s.options.max_age else None,
             max_rto=human(s.options.max_rto) if s.options.max_rto else None,
-            show_values=s.options.show_values, schema_source=_schema_source(),
+            show_values=s.options.show_values, record_ids=s.options.record_ids,
+            require_data=s.options.require_data, schema_source=_schema_source(),
             store_projects=tuple(ref.project_key for ref in (s.archives if s.shard else s.selected)),
         )
         ledger = Ledger(s.report_dir)

@@ -157,7 +157,7 @@ def test_the_json_summary_follows_its_published_schema(results):
     jsonschema = pytest.importorskip("jsonschema")
     data = json.loads(render_json(build(results, run_info())))
     jsonschema.validate(data, json.loads(SCHEMA.read_text()))
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert data["summary"]["outcome"] == "failed" and data["summary"]["failed"] == 2
 
 

@@ -3,7 +3,8 @@
 Exit 0 when nothing fails (warnings allowed), 1 when B differs from A in a
 way REDCap does not explain, 2 when the two files cannot be compared.
 Findings go to stdout (text, or JSON with ``--json``); errors to stderr.
-Record values are masked unless ``--show-values`` is given.
+Record values are masked unless ``--show-values`` is given; record IDs are
+pseudonyms when A's record ID field is marked identifier (``--record-ids``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TextIO
 
 from harness.compare import CompareOptions, Comparison, compare_paths
 from harness.compare.known import RULES
+from harness.compare.model import RECORD_ID_POLICIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("b", type=Path, metavar="B", help="the re-export of the restored project")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     parser.add_argument("--show-values", action="store_true",
-                        help="show record values in findings (they are PHI; masked by default)")
+                        help="show record values in findings (they are PHI; masked by default); "
+                             "record IDs follow --record-ids, not this")
+    parser.add_argument("--record-ids", choices=RECORD_ID_POLICIES, default="auto",
+                        help="record IDs in findings: auto (default: a pseudonym such as R-3f9a1c, the same for "
+                             "one record throughout, when A's record ID field is marked identifier), mask "
+                             "(always), show (never)")
     parser.add_argument("--b-without-files", action="store_true",
                         help="B was exported without file contents: file fields are not compared")
     parser.add_argument("--b-without-survey-fields", action="store_true",
@@ -49,6 +56,7 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
         b_survey_fields=False if args.b_without_survey_fields else None,
         b_dags=False if args.b_without_dags else None,
         show_values=args.show_values,
+        record_ids=args.record_ids,
         max_listed=max(0, args.limit),
     )
 
@@ -79,6 +87,8 @@ def print_text(result: Comparison, out: TextIO) -> None:
         for name, count in result.known_fired.items():
             rule = RULES[name]
             print(f"  {name} ×{count} ({rule.severity}, {rule.section}): {rule.summary}", file=out)
+    if result.record_ids.startswith("masked"):
+        print(f"record IDs: {result.record_ids}", file=out)
     verdict = "PASSED" if result.passed else "FAILED"
     print(f"{verdict}: {result.failures} failures, {result.warnings} warnings "
           f"({result.a_name} vs {result.b_name})", file=out)

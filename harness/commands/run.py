@@ -26,6 +26,7 @@ from typing import TextIO
 
 import pytest
 
+from harness.compare.model import RECORD_ID_POLICIES
 from harness.errors import UsageError
 
 ENTRY_POINT = "redcap_drill"
@@ -55,7 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="K/N", help="drill only shard K of N (CI matrix); merge with `report merge`")
     p.add_argument("--project", metavar="NAME", action="append", default=[],
                    help="only these projects (title, key or glob); repeatable")
-    p.add_argument("--show-values", action="store_true", help="show record values in the report (PHI!)")
+    p.add_argument("--show-values", action="store_true",
+                   help="show record values in the report (PHI!); record IDs follow --record-ids, not this")
+    p.add_argument("--record-ids", choices=RECORD_ID_POLICIES, default=None,
+                   help="record IDs in the report: auto (default: a pseudonym such as R-3f9a1c, stable within "
+                        "the report, when the project's record ID field is marked identifier), mask (always), "
+                        "show (never)")
+    p.add_argument("--require-data", action="store_true",
+                   help="fail a backup that holds no records (a metadata-only export); without it that is a "
+                        "warning")
     p.add_argument("--keep", action="store_true", help="keep restored projects of failed drills on the target")
     p.add_argument("--odm-schema", metavar="DIR", help="folder with CDISC's ODM 1.3.1 XSD (default: "
                    "REDCAP_DRILL_ODM_SCHEMA, else the cache `redcap-drill schema install` fills)")
@@ -125,6 +134,10 @@ def build_argv(args: argparse.Namespace) -> tuple[list[str], Path]:
         argv += ["--project", project]
     if args.show_values:
         argv.append("--show-values")
+    if args.record_ids:
+        argv += ["--record-ids", args.record_ids]
+    if args.require_data:
+        argv.append("--require-data")
     if args.keep:
         argv.append("--keep")
     if args.numprocesses:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 from harness.compare.known import RULES
-from harness.compare.mask import Masker
+from harness.compare.mask import Masker, RecordIdMasker
 from harness.compare.model import CompareOptions, Comparison
 from harness.compare.records import compare_records
 from harness.compare.structure import compare_structure
@@ -64,13 +64,17 @@ def _require_metadata(doc: OdmDocument, name: str) -> None:
 
 
 def compare_documents(a: Source, b: Source, *, options: CompareOptions | None = None,
-                      names: tuple[str, str] | None = None) -> Comparison:
+                      names: tuple[str, str] | None = None, ids: RecordIdMasker | None = None) -> Comparison:
     """Compare project XML A (the backup) with B (its restored re-export).
 
     ``a`` and ``b`` are bytes, paths, or zero-argument callables returning a
     context manager that yields a binary stream (called again if records
     need re-reading). Raises CompareError, OdmError or ArchiveError (exit
     code 2) when the documents cannot be compared at all.
+
+    Record IDs in the result follow ``options.record_ids``, judged by A's
+    metadata; ``ids`` overrides that with a masker shared with other output
+    (a drill's validation findings), so one record has one pseudonym.
     """
     options = options or CompareOptions()
     a_open, a_name = _opener(a)
@@ -96,25 +100,28 @@ def compare_documents(a: Source, b: Source, *, options: CompareOptions | None = 
             options, Masker(options.show_values), (a_name, b_name),
         )
         timings["records"] = time.perf_counter() - t
+        if ids is None:
+            ids = RecordIdMasker.for_policy(options.record_ids, doc_a.metadata)
     fired = Counter(structure.known_fired) + record_rules
     known_fired = {name: fired[name] for name in RULES if fired[name]}
     failures = sum(d.severity == "failure" for d in structure.differences) + records.failures
     warnings = sum(d.severity == "warning" for d in structure.differences) + records.warnings
-    return Comparison(
+    # The comparison ran on the real IDs (their order, their re-reads); only its result is masked.
+    return ids.comparison(Comparison(
         structure=structure.differences, records=records, known_fired=known_fired,
         passed=failures == 0, warnings=warnings, failures=failures,
         a_name=a_name, b_name=b_name, metadata_items=structure.items, options=options,
         timings=timings,
-    )
+    ))
 
 
 def compare_paths(a: str | os.PathLike, b: str | os.PathLike, *, options: CompareOptions | None = None,
-                  a_options: CompareOptions | None = None) -> Comparison:
+                  a_options: CompareOptions | None = None, ids: RecordIdMasker | None = None) -> Comparison:
     """Compare two archive files (.xml, .xml.gz or .zip).
 
     ``a_options`` is the spelling of the original design and means the same
-    as ``options``; give one of them.
+    as ``options``; give one of them. ``ids`` as for `compare_documents`.
     """
     if options is not None and a_options is not None:
         raise TypeError("compare_paths() takes options= or a_options=, not both")
-    return compare_documents(Path(a), Path(b), options=options or a_options)
+    return compare_documents(Path(a), Path(b), options=options or a_options, ids=ids)

@@ -50,6 +50,8 @@ KINDS = frozenset({
     "not_compared",
 })
 SEVERITIES = ("failure", "warning", "masked")
+#: How record IDs appear in results and reports (``--record-ids``); "auto" decides per project.
+RECORD_ID_POLICIES = ("auto", "mask", "show")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class Difference:
     #: Name of the `harness.compare.known` rule that excuses it, if any.
     rule: str | None = None
     reason: str = ""
+    #: The record it concerns (``location`` then starts ``record <record>``); None for design findings.
+    record: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -73,7 +77,7 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "severity": self.severity, "location": self.location,
-                "a": self.a, "b": self.b, "rule": self.rule, "reason": self.reason}
+                "a": self.a, "b": self.b, "rule": self.rule, "reason": self.reason, "record": self.record}
 
     def __str__(self) -> str:
         change = ""
@@ -108,6 +112,9 @@ class CompareOptions:
     b_dags: bool | None = None
     #: Show record values in Differences; masked by default (they are PHI).
     show_values: bool = False
+    #: Record IDs in the result: "auto" (a pseudonym when A's record ID field is marked identifier),
+    #: "mask" (always a pseudonym) or "show" (as they are); see `harness.compare.mask.RecordIdMasker`.
+    record_ids: str = "auto"
     #: How many record ids and differences each list keeps (counts are always complete).
     max_listed: int = 200
     #: Pending record hashes kept in memory before spilling to a temporary SQLite file.
@@ -116,6 +123,8 @@ class CompareOptions:
     def __post_init__(self) -> None:
         if self.max_listed < 0 or self.spill_after < 1:
             raise ValueError("CompareOptions(max_listed >= 0, spill_after >= 1)")
+        if self.record_ids not in RECORD_ID_POLICIES:
+            raise ValueError(f"CompareOptions(record_ids={self.record_ids!r}): use one of {RECORD_ID_POLICIES}")
 
     @classmethod
     def from_export(cls, export: Any, **kw: Any) -> CompareOptions:
@@ -126,7 +135,7 @@ class CompareOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"b_files": self.b_files, "b_survey_fields": self.b_survey_fields, "b_dags": self.b_dags,
-                "show_values": self.show_values, "max_listed": self.max_listed}
+                "show_values": self.show_values, "record_ids": self.record_ids, "max_listed": self.max_listed}
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,8 @@ class Comparison:
     options: CompareOptions = CompareOptions()
     #: Seconds per stage: "read_metadata", "structure", "records".
     timings: dict[str, float] = field(default_factory=dict)
+    #: How record IDs appear here and why ("masked (…)" or "shown (…)", `RecordIdMasker.reason`).
+    record_ids: str = ""
 
     @property
     def findings(self) -> tuple[Difference, ...]:
@@ -211,4 +222,5 @@ class Comparison:
             "known_rules": {name: RULES[name].to_dict() for name in self.known_fired},
             "options": self.options.to_dict(),
             "timings": dict(self.timings),
+            "record_ids": self.record_ids,
         }

@@ -21,7 +21,7 @@ import hashlib
 import heapq
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.compare import known
 from harness.compare.mask import Masker
@@ -240,12 +240,17 @@ class RecordComparer:
             self.failures += 1
             if self._listed_failures < self.options.max_listed:
                 self._listed_failures += 1
-                self._listed.append((order, d))
+                self._listed.append((order, self._about(d, rid)))
         elif d.severity == "warning":
             self.warnings += 1
             if self._listed_warnings < self.options.max_listed:
                 self._listed_warnings += 1
-                self._listed.append((order, d))
+                self._listed.append((order, self._about(d, rid)))
+
+    @staticmethod
+    def _about(d: Difference, rid: str | None) -> Difference:
+        # The record as a field of its own, so a report can replace it (it may be PHI) by substitution.
+        return d if rid is None or d.record is not None else replace(d, record=rid)
 
     def _fail_value(self, item: str, count: int = 1) -> None:
         self.values_differing += count

@@ -16,7 +16,7 @@ from harness import __version__
 from harness.drill import STAGE_TITLES, STAGES, DrillResult
 
 #: Bump the major part when a field changes meaning or disappears; the minor part when one is added.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class RunInfo:
     max_age: str | None = None
     max_rto: str | None = None
     show_values: bool = False
+    #: The --record-ids policy (auto, mask, show); each project's result says what it did.
+    record_ids: str = "auto"
+    #: --require-data: a backup without records failed instead of passing with a warning.
+    require_data: bool = False
     schema_source: str = ""
     #: Every project key the store listed before sharding or --project selection.
     store_projects: tuple[str, ...] = ()
@@ -84,7 +88,8 @@ class RunInfo:
         return {"run_id": self.run_id, "started": self.started, "finished": self.finished, "host": self.host,
                 "user": self.user, "harness_version": self.harness_version, "target": dict(self.target),
                 "archives": self.archives, "shard": self.shard, "max_age": self.max_age, "max_rto": self.max_rto,
-                "show_values": self.show_values, "schema_source": self.schema_source,
+                "show_values": self.show_values, "record_ids": self.record_ids,
+                "require_data": self.require_data, "schema_source": self.schema_source,
                 "store_projects": list(self.store_projects), "merged_from": list(self.merged_from)}
 
     @classmethod
@@ -94,6 +99,7 @@ class RunInfo:
                    harness_version=data.get("harness_version", ""), target=dict(data.get("target") or {}),
                    archives=data.get("archives", ""), shard=data.get("shard"), max_age=data.get("max_age"),
                    max_rto=data.get("max_rto"), show_values=bool(data.get("show_values", False)),
+                   record_ids=data.get("record_ids", "auto"), require_data=bool(data.get("require_data", False)),
                    schema_source=data.get("schema_source", ""),
                    store_projects=tuple(data.get("store_projects") or ()),
                    merged_from=tuple(data.get("merged_from") or ()))

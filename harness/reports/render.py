@@ -59,6 +59,9 @@ def view(report: ReportData) -> dict[str, Any]:
             ("Recovery time objective (--max-rto)", run.max_rto or "not checked"),
             ("ODM schema", run.schema_source or "—"),
             ("Record values", "shown (--show-values)" if run.show_values else "masked"),
+            ("Record IDs", _record_ids(report)),
+            ("Records required (--require-data)",
+             "yes: a backup without records fails" if run.require_data else "no: a backup without records is a warning"),
             ("Run by", f"{run.user} on {run.host}"),
             ("redcap-drill", run.harness_version),
         ],
@@ -116,10 +119,25 @@ def _project(r: DrillResult, index: int, trend: dict[str, Any] | None) -> dict[s
             ("Drill started", r.started), ("Drill finished", r.finished),
             ("Host", r.host), ("Run by", r.user),
             ("Re-export options", ", ".join(k for k, v in r.export_options.items() if v) or "defaults"),
+            ("Record IDs", r.record_ids or "—"),
         ],
         "cleanup": list(r.cleanup),
         "trend": _trend(trend),
     }
+
+
+def _record_ids(report: ReportData) -> str:
+    """What --record-ids did: one project's reason as it is, several summed up."""
+    reasons = {r.record_ids for r in report.results if r.record_ids}
+    if len(reasons) == 1:
+        return reasons.pop()
+    policy = report.run.record_ids
+    if not reasons:
+        return {"mask": "masked (--record-ids mask)", "show": "shown (--record-ids show)"}.get(
+            policy, "auto: masked where the record ID field is marked identifier")
+    masked = sum(r.record_ids_masked for r in report.results)
+    return (f"masked in {masked} of {len(report.results)} projects, shown in the others "
+            f"(--record-ids {policy}; each project's evidence says why)")
 
 
 def _never(report: ReportData) -> list[dict[str, str]]:

@@ -177,6 +177,9 @@ def merge(paths: list[str | os.PathLike[str]], *, run_id: str | None = None) -> 
         store_projects=tuple(store),
         merged_from=tuple(r.run_id + (f" [{r.shard}]" if r.shard else "") for r in runs),
         show_values=any(r.show_values for r in runs),
+        # Shards run with different policies: each project's own result still says what applied to it.
+        record_ids=first.record_ids if len({r.record_ids for r in runs}) == 1 else "mixed",
+        require_data=all(r.require_data for r in runs),
         host=", ".join(sorted({r.host for r in runs if r.host})),
         user=", ".join(sorted({r.user for r in runs if r.user})),
     )

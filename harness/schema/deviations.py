@@ -27,7 +27,7 @@ from lxml import etree
 from harness.odm.stream import ODM_NS, REDCAP_NS
 from harness.schema.dialect import DEVIATIONS, REDCAP_XSD, XS_NS
 from harness.schema.findings import Finding, Findings
-from harness.schema.paths import describe, name_of
+from harness.schema.paths import located, name_of
 
 _O = "{%s}" % ODM_NS
 _R = "{%s}" % REDCAP_NS
@@ -154,7 +154,7 @@ class DialectCheck:
                     f"redcap:{attribute} on {name_of(owner.tag)} is not a REDCap attribute this version of "
                     "redcap-drill knows there; the schema skipped it",
                     line=owner.sourceline,
-                    path=describe(owner),
+                    **located(owner),
                     hint="usually an export from a newer REDCap (then it is harmless) or a hand edit; "
                     "check the spelling and where it sits",
                 ),
@@ -185,7 +185,7 @@ class DialectCheck:
                        else "not a REDCap element this version of redcap-drill knows")
                     + "; the schema skipped it",
                     line=el.sourceline,
-                    path=describe(el),
+                    **located(el),
                     hint="a newer REDCap may write settings this harness does not know yet (harmless, passed "
                     "through on restore); otherwise the file was edited by hand",
                 ),
@@ -195,13 +195,13 @@ class DialectCheck:
     def _deviation(self, code: str, el: etree._Element) -> None:
         seen = self._seen.get(code)
         if seen is None:
-            self._seen[code] = [1, el.sourceline, describe(el)]
+            self._seen[code] = [1, el.sourceline, located(el)]
         else:
             seen[0] += 1
 
     def finish(self) -> None:
         """Add one finding per kind of deviation seen (notes; errors under ``strict``)."""
-        for code, (count, line, path) in self._seen.items():
+        for code, (count, line, where) in self._seen.items():
             if code == "DIALECT-REDCAP-EXTENSIONS" and not self.strict:
                 continue
             deviation = DEVIATIONS[code]
@@ -213,7 +213,7 @@ class DialectCheck:
                     f"{deviation.summary}{times}"
                     + (": not allowed by plain ODM 1.3.1" if self.strict else ": REDCap's dialect, accepted"),
                     line=line,
-                    path=path,
+                    **where,
                     hint=deviation.explanation,
                     count=count,
                 ),

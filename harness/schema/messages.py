@@ -22,7 +22,7 @@ from lxml import etree
 
 from harness.odm.stream import ODM_NS, REDCAP_NS
 from harness.schema.findings import Finding
-from harness.schema.paths import describe, resolve
+from harness.schema.paths import located, resolve
 
 _CODES = {
     "SCHEMAV_ELEMENT_CONTENT": "XSD001",
@@ -110,7 +110,7 @@ def findings_from_log(
                 message,
                 line=line or None,
                 column=entry.column or None,
-                path=describe(element) if element is not None else None,
+                **(located(element) if element is not None else {}),
                 hint=hint_for(code, message, profile),
             )
         )

@@ -73,6 +73,30 @@ def describe(el: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
+_SUBJECT = _O + "SubjectData"
+
+
+def record_of(el: etree._Element) -> str | None:
+    """The record (SubjectKey) ``el`` belongs to, or None outside ClinicalData's SubjectData."""
+    node: etree._Element | None = el
+    while node is not None:
+        if node.tag == _SUBJECT:
+            return node.get("SubjectKey")
+        node = node.getparent()
+    return None
+
+
+def located(el: etree._Element) -> dict[str, str | None]:
+    """``path`` and ``record`` of a finding about ``el``: the record as a field of its own, so a
+    report can replace it (record IDs may be PHI) without searching the path for it."""
+    return {"path": describe(el), "record": record_of(el)}
+
+
+def subject_step(key: str) -> str:
+    """The step `describe` writes for the SubjectData of record ``key``."""
+    return f"SubjectData[@SubjectKey={_quote(key)}]"
+
+
 _STEP = re.compile(r"^(?P<name>[^\[]+)(?:\[(?P<index>\d+)\])?$")
 
 

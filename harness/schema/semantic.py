@@ -499,7 +499,8 @@ class SemanticCheck:
             if split and digest in self._rows:
                 self.findings.add(Finding(
                     "error", "SEM-DUPLICATE-ROW",
-                    f"record {key!r} has a second SubjectData with the same row (event {event!r}"
+                    # The record is a field of the finding (reports may replace it: it can be PHI).
+                    f"the record has a second SubjectData with the same row (event {event!r}"
                     + (f", instrument {instrument!r}" if instrument else "")
                     + (f", instance {instance}" if instance else "") + "); which values win is undefined",
                     line=ctx.subject.line or None, record=key, event=event,
@@ -510,7 +511,7 @@ class SemanticCheck:
         if split:
             self.findings.add(Finding(
                 "warning", "SEM-RECORD-SPLIT",
-                f"record {key!r} appears in more than one SubjectData",
+                "the record appears in more than one SubjectData",
                 line=ctx.subject.line or None, record=key,
                 hint="REDCap writes each record as one SubjectData; the import merges them",
             ), group=key)

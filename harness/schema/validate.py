@@ -45,7 +45,7 @@ from harness.schema.dialect import DEFAULT_PROFILE, check_profile, load_schema
 from harness.schema.findings import ArchiveFacts, Finding, Findings, ValidationResult
 from harness.schema.locate import SchemaLocation, locate_schema
 from harness.schema.messages import findings_from_log
-from harness.schema.paths import describe, name_of
+from harness.schema.paths import describe, located, name_of
 from harness.schema.semantic import SemanticCheck
 
 DEFAULT_MAX_MESSAGES = 50
@@ -83,7 +83,7 @@ class _Sequence:
                 "error", "XSD001",
                 f"Element '{name_of(tag)}': This element is not expected inside {self.parent} "
                 f"(allowed: {allowed}{', redcap:*' if self.extensions else ''}).",
-                line=el.sourceline, path=describe(el),
+                line=el.sourceline, **located(el),
                 hint=("a REDCap extension, which plain ODM 1.3.1 has no place for; validate with --profile redcap"
                       if tag.startswith(_R) and profile == "strict"
                       else f"only these elements may appear directly inside {self.parent}"),
@@ -93,7 +93,7 @@ class _Sequence:
                 "error", "XSD001",
                 f"Element '{name_of(tag)}': This element is not expected after '{name_of(self.last_tag)}' "
                 f"inside {self.parent}.",
-                line=el.sourceline, path=describe(el),
+                line=el.sourceline, **located(el),
                 hint=f"ODM 1.3.1 requires the children of {self.parent} in this order: "
                      + ", ".join(name_of(t) for t in self.rank),
             ), True
