@@ -15,6 +15,11 @@ The verdict never rounds up: a drill passes only if no stage failed and every
 stage that applies actually ran and passed. A skipped stage (the ODM schema is
 not installed, say) makes the drill fail, however green the rest looks.
 
+Record values are masked unless ``show_values``; record IDs follow
+``record_ids``: one `RecordIdMasker` per drill, applied where validation
+findings and the comparison become this result, so a record has one
+pseudonym throughout. ``require_data`` fails a backup without records.
+
 No printing and no pytest here: callers get data, plus an optional
 ``on_stage`` callback for progress lines.
 """
@@ -35,6 +40,7 @@ from typing import Any, Literal
 from harness import __version__
 from harness.archive import Archive, BrokenArchive, open_xml
 from harness.compare.mask import RecordIdMasker
+from harness.compare.model import RECORD_ID_POLICIES
 from harness.errors import DrillError, OdmError, SchemaError, TargetError
 from harness.odm.model import DAG_FIELD, SURVEY_ID_FIELD, FileValue, ProjectMetadata
 from harness.odm.reader import OdmDocument
@@ -89,6 +95,16 @@ class DrillOptions:
     record_ids: str = "auto"
     #: A backup with no records fails the records stage instead of not applying (metadata-only exports).
     require_data: bool = False
+
+    def __post_init__(self) -> None:
+        policy = self.record_id_policy
+        if policy not in RECORD_ID_POLICIES:
+            raise ValueError(f"DrillOptions(record_ids={policy!r}): use one of {', '.join(RECORD_ID_POLICIES)}")
+
+    @property
+    def record_id_policy(self) -> str:
+        """``record_ids``, unless the compare options (a per-archive hook) name their own."""
+        return dict(self.compare_options).get("record_ids", self.record_ids)
 
 
 @dataclass(frozen=True)
@@ -409,7 +425,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
     # schema, then semantics over the model -------------------------------------------------
     read: _Read | None = None
     if stages.runs("schema"):
-        status, reason, read, seconds = _validate(Path(entry.path), options.show_values, options.record_ids)
+        status, reason, read, seconds = _validate(Path(entry.path), options.show_values, options.record_id_policy)
         findings.extend(read.findings if read else ())
         stages.add("schema", status, reason, seconds[0])
         if stages.runs("semantics"):
@@ -417,7 +433,7 @@ def drill(archive: str | os.PathLike[str] | Archive | BrokenArchive, target: Tar
 
     title = (read.meta.title if read and read.meta.title else None) or _entry_title(entry)
     # One masker for the whole drill: a record has one pseudonym in its findings and its differences.
-    ids = read.ids if read else RecordIdMasker.for_policy(options.record_ids, None)
+    ids = read.ids if read else RecordIdMasker.for_policy(options.record_id_policy, None)
     export_options = _export_options(entry, read) if read else ExportOptions()
     cov = coverage(read.meta, read.facts) if read else None
 
@@ -690,7 +706,7 @@ def _findings(items: Iterable[Any], show_values: bool = False,
               ids: RecordIdMasker | None = None) -> Iterable[Finding]:
     for item in items:
         if ids is not None:
-            item = ids.finding(item)  # its record, and the record's step in its path, as the report shows them
+            item = ids.finding(item)  # first: every view of the finding below (where(), path) then shows the pseudonym
         code = str(item.code)
         where = getattr(item, "where", None)
         path = item.path or (where() if callable(where) else "") or ""
@@ -730,7 +746,7 @@ def _compare(archive: Path, exported: Path, export: ExportOptions, options: Dril
         b_files=export.files, b_survey_fields=export.survey_fields, b_dags=export.dags,
         show_values=options.show_values, max_listed=options.max_differences, **dict(options.compare_options))
     try:
-        # Record IDs follow the drill's masker, not compare_options: its validation findings already used it.
+        # Record IDs follow the drill's masker (built from the same policy), shared with its validation findings.
         comparison = compare_paths(archive, exported, options=compare_options, ids=ids)
     except DrillError as exc:
         return _Compared(("failed", str(exc)), ("failed", str(exc)), (), {}, (), Fidelity())

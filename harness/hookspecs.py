@@ -32,7 +32,9 @@ def pytest_redcap_drill_compare_options(config, archive):
     """Return a dict of extra `harness.compare.CompareOptions` fields for this archive, or None.
 
     ``archive`` is the `harness.pytest_plugin.ArchiveRef` about to be drilled.
-    Results from every implementation are merged (later ones win).
+    Results from every implementation are merged (later ones win). A
+    ``record_ids`` entry ("auto", "mask", "show") sets this archive's record ID
+    policy for the whole drill, validation findings included.
     """
 
 

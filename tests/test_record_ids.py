@@ -241,3 +241,12 @@ def test_a_pseudonym_is_stable_within_one_masker_and_grows_rather_than_collide()
 def test_an_unknown_policy_is_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match="auto, mask, show"):
         RecordIdMasker.for_policy("hide", None)
+    with pytest.raises(ValueError, match="auto, mask, show"):
+        DrillOptions(record_ids="hide")
+
+
+def test_a_per_archive_compare_option_sets_the_policy_for_the_whole_drill(target, archives):
+    # What the pytest_redcap_drill_compare_options hook hands the drill for one project.
+    result = drill(archives["plain"], target, DrillOptions(compare_options=(("record_ids", "mask"),)))
+    assert PSEUDONYM.match(bmi_difference(result).record)
+    assert about(result, "SEM-VALIDATION-TYPE").record == bmi_difference(result).record

@@ -150,7 +150,8 @@ class RecordIdMasker:
         name = self.id(rid)
         path = f.path.replace(subject_step(rid), subject_step(name)) if f.path else f.path
         message = f.message
-        for quote in ("'", '"'):
-            # Messages name the record through the field; this only catches a quote of the raw ID.
-            message = message.replace(f"{quote}{rid}{quote}", f"{quote}{name}{quote}") if rid else message
+        if rid:
+            # Our messages name the record only through the field; libxml2's may quote an attribute value.
+            for quote in ("'", '"'):
+                message = message.replace(f"{quote}{rid}{quote}", f"{quote}{name}{quote}")
         return dataclasses.replace(f, record=name, path=path, message=message)

@@ -60,8 +60,8 @@ def view(report: ReportData) -> dict[str, Any]:
             ("ODM schema", run.schema_source or "—"),
             ("Record values", "shown (--show-values)" if run.show_values else "masked"),
             ("Record IDs", _record_ids(report)),
-            ("Records required (--require-data)",
-             "yes: a backup without records fails" if run.require_data else "no: a backup without records is a warning"),
+            ("Records required (--require-data)", "yes: a backup without records fails" if run.require_data
+             else "no: a backup without records is a warning"),
             ("Run by", f"{run.user} on {run.host}"),
             ("redcap-drill", run.harness_version),
         ],
