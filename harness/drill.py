@@ -736,12 +736,8 @@ class _Compared:
 
 def _compare(archive: Path, exported: Path, export: ExportOptions, options: DrillOptions,
              ids: RecordIdMasker) -> _Compared:
-    try:
-        from harness.compare import CompareOptions, compare_paths
-    except ImportError:
-        why = ("the comparator is not available in this installation (harness.compare.compare_paths is missing); "
-               "reinstall redcap-drill")
-        return _Compared(("skipped", why), ("skipped", why), (), {}, (), Fidelity())
+    from harness.compare import CompareOptions, compare_paths
+
     compare_options = CompareOptions(
         b_files=export.files, b_survey_fields=export.survey_fields, b_dags=export.dags,
         show_values=options.show_values, max_listed=options.max_differences, **dict(options.compare_options))

@@ -262,12 +262,9 @@ def _register_sandbox_fixture(config: pytest.Config) -> None:
     name = "harness.sandbox.fixtures"
     if config.pluginmanager.get_plugin(name) is not None:
         return
-    try:
-        import importlib
+    import importlib
 
-        module = importlib.import_module(name)
-    except ImportError:
-        return
+    module = importlib.import_module(name)
     if hasattr(module, "redcap_sandbox") and not config.pluginmanager.is_registered(module):
         config.pluginmanager.register(module, name)
 
@@ -653,8 +650,6 @@ def _schema_source() -> str:
         return f"{location.root} (from {location.source})"
     except DrillError as exc:
         return f"NOT INSTALLED — {exc}"
-    except ImportError:
-        return "unavailable"
 
 
 def _host() -> str:

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Union
 
+from harness.archive import open_xml
 from harness.compare.known import RULES
 from harness.compare.mask import Masker, RecordIdMasker
 from harness.compare.model import CompareOptions, Comparison
@@ -29,10 +30,6 @@ Source = Union[bytes, str, os.PathLike, Opener]
 
 def open_path(path: str | os.PathLike) -> AbstractContextManager[BinaryIO]:
     """A stream of the XML in ``path``: .xml, .xml.gz or REDCap's .zip."""
-    try:
-        from harness.archive import open_xml
-    except ImportError:  # archive support not installed: plain XML only
-        return open(path, "rb")
     return open_xml(path)
 
 

@@ -10,41 +10,15 @@ large project never holds more than one chunk.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from harness.odm.writer import natural_key  # REDCap's natcaseksort, one for the whole harness
+
 CHUNK = 500
-_PARTS = re.compile(r"(\d+)")
 
 Values = dict[str, "str | list[str]"]
-
-
-def natural_key(name: str) -> tuple:
-    """PHP ``strnatcasecmp`` order: ``2`` before ``10``, ``a`` and ``A`` together.
-
-    Digit runs compare by value; text compares case-insensitively, and text
-    starting below ``0`` (space, ``-``…) sorts before numbers as in PHP.
-    """
-    key = []
-    for i, part in enumerate(_PARTS.split(name.strip())):
-        if not part:
-            continue
-        if i % 2:
-            key.append((0, int(part), len(part)))
-        else:
-            low = part.lower()
-            key.append((-1 if low[0] < "0" else 1, low))
-    return (tuple(key), name)
-
-
-try:  # One ordering for the whole harness once the writer provides it.
-    from harness.odm.writer import natural_key as _writer_key  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until harness.odm.writer lands
-    _writer_key = None
-if _writer_key is not None:  # pragma: no cover
-    natural_key = _writer_key  # noqa: F811
 
 
 @dataclass

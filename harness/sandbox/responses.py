@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from harness.odm import writer
 from harness.sandbox import exceptions as exc
 from harness.sandbox.design import Session
 from harness.sandbox.exceptions import CONTENT_TYPES, XML_PROLOG
@@ -133,10 +134,6 @@ def import_project_settings(b, s, p) -> Reply:
 
 
 def export_project_xml(b, s, p) -> Reply:
-    try:
-        from harness.odm import writer
-    except ImportError:
-        raise exc.ServerError("project_xml needs harness.odm.writer, which is not installed yet") from None
     flags = Flags(metadata_only=p.flag("returnMetadataOnly"), export_files=p.flag("exportFiles"),
                   export_survey_fields=p.flag("exportSurveyFields"), export_dags=p.flag("exportDataAccessGroups"))
     xml = b.export_project_xml(s, flags, records=p.array("records", split_commas=True),

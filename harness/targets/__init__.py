@@ -38,11 +38,8 @@ def _url(**options: Any) -> Target:
 
 
 def _docker(**options: Any) -> Target:
-    try:
-        from harness.targets.docker import DockerTarget  # type: ignore[import-not-found]
-    except ImportError:
-        raise UsageError("the docker target is not available in this version; use --target sandbox "
-                         "(default) or --target url") from None
+    from harness.targets.docker import DockerTarget  # lazy: the Docker SDK is only needed here
+
     return DockerTarget(**options)
 
 

@@ -45,11 +45,8 @@ class SandboxTarget(Target):
         self._version = ""
 
     def start(self) -> None:
-        try:
-            from harness.sandbox import SandboxServer
-        except ImportError as exc:
-            raise TargetError(f"the embedded sandbox is not available ({exc}); reinstall redcap-drill, "
-                              "or use --target url with an existing REDCap") from None
+        from harness.sandbox import SandboxServer
+
         self._tmp = tempfile.TemporaryDirectory(prefix="redcap-drill-", dir=self.workdir)
         kwargs = {"db": str(self.db)} if self.db is not None else {}
         try:
