@@ -51,8 +51,17 @@ def test_the_super_token_comes_from_a_file_when_one_is_named(tmp_path, monkeypat
     assert super_token_from(file=path).reveal() == "B" * 64
 
 
+def test_the_super_token_file_can_be_named_in_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDCAP_DRILL_SUPER_TOKEN", raising=False)
+    path = tmp_path / "token"
+    path.write_text("C" * 64 + "\n")
+    monkeypatch.setenv("REDCAP_DRILL_SUPER_TOKEN_FILE", str(path))
+    assert super_token_from().reveal() == "C" * 64
+
+
 def test_a_missing_super_token_says_where_to_put_it(monkeypatch):
     monkeypatch.delenv("REDCAP_DRILL_SUPER_TOKEN", raising=False)
+    monkeypatch.delenv("REDCAP_DRILL_SUPER_TOKEN_FILE", raising=False)
     with pytest.raises(UsageError, match="REDCAP_DRILL_SUPER_TOKEN"):
         super_token_from()
 

@@ -72,7 +72,10 @@ def super_token_from(env: str = "REDCAP_DRILL_SUPER_TOKEN", file: str | os.PathL
 
     A token on the command line is visible to every user of the machine (``ps``)
     and lands in shell history and CI logs, so there is deliberately no flag.
+    ``<env>_FILE`` names a token file too (the convention of Docker secrets).
     """
+    if file is None and os.environ.get(f"{env}_FILE", "").strip():
+        file = os.environ[f"{env}_FILE"].strip()
     if file is not None:
         path = Path(file)
         try:
