@@ -629,7 +629,7 @@ def _validate(path: Path, show_values: bool = False,
     records = files = dags = survey = 0
     try:
         with open_xml(path) as stream:
-            doc = OdmDocument(stream, name=path.name, on_block=check.on_block if check else None)
+            doc = OdmDocument(stream, name=path.name, on_block=check.on_block if check else None, prepass=False)
             meta = doc.metadata
             semantic = None
             if check is not None:

@@ -395,3 +395,19 @@ def test_semantic_checks_can_be_turned_off():
     doc = HEAD + study() + '<ClinicalData StudyOID="Project.Semantic" MetaDataVersionOID="m">' + baseline("1", item("x", "1"))
     result = validate(io.BytesIO((doc + "</ClinicalData></ODM>").encode()), semantic=False)
     assert not any(c.startswith("SEM-") for c in codes(result))
+
+
+def test_line_numbers_stay_exact_after_multi_line_values():
+    """Validation reads the file as written (no REDCap text pre-pass), so a finding's
+    line is the line an admin opens in an editor, even below a multi-line value."""
+    from tests.corpus import EXAMPLE
+
+    if not EXAMPLE.is_file():
+        pytest.skip(f"research example not found at {EXAMPLE}")
+    lines = EXAMPLE.read_text(encoding="utf-8").split("\n")
+    target = next(i for i, line in enumerate(lines) if 'ItemOID="weight" Value="60.9"' in line)
+    assert any("Value=" in line and not line.rstrip().endswith("/>") for line in lines[:target])  # a multi-line value above
+    lines[target] = lines[target].replace('ItemOID="weight"', 'ItemOID="not_a_field"')
+    result = validate(io.BytesIO("\n".join(lines).encode()), name="example.xml")
+    (finding,) = [f for f in result.findings if f.code == "SEM-UNDEFINED-ITEM"]
+    assert finding.line == target + 1

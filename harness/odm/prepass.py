@@ -46,9 +46,12 @@ class PrepassReader(io.RawIOBase):
     REDCap never writes one, and DTDs are how entity bombs and XXE get in.
     """
 
-    def __init__(self, raw: BinaryIO, chunk_size: int = CHUNK, *, name: str = "document"):
+    def __init__(self, raw: BinaryIO, chunk_size: int = CHUNK, *, name: str = "document", rewrite: bool = True):
         self._raw = raw
         self._name = name
+        # Off: only the safety checks. Validation needs no rewriting (a value's
+        # newlines do not change whether it is valid) and keeps exact line numbers.
+        self._rewrite = rewrite
         self._chunk = chunk_size
         self._carry = b""
         self._out = bytearray()
@@ -81,6 +84,9 @@ class PrepassReader(io.RawIOBase):
             )
         return data
 
+    def _pass(self, text: bytes) -> bytes:
+        return rewrite(text) if self._rewrite else text
+
     def _fill(self) -> None:
         while not self._out and not self._eof:
             data = self._raw.read(self._chunk)
@@ -98,7 +104,7 @@ class PrepassReader(io.RawIOBase):
                     continue
             if not data:
                 self._eof = True
-                self._out += rewrite(self._carry.rstrip())
+                self._out += self._pass(self._carry.rstrip())
                 self._carry = b""
                 return
             pending = self._carry + data
@@ -106,7 +112,7 @@ class PrepassReader(io.RawIOBase):
             if cut == 0:
                 self._carry = pending
                 continue
-            self._out += rewrite(pending[:cut])
+            self._out += self._pass(pending[:cut])
             self._carry = pending[cut:]
 
     @property

@@ -374,9 +374,9 @@ class OdmDocument:
     iterated once. ``subjects()`` gives the raw cells for semantic checks.
     """
 
-    def __init__(self, stream: BinaryIO, *, name: str = "document", on_block=None):
+    def __init__(self, stream: BinaryIO, *, name: str = "document", on_block=None, prepass: bool = True):
         self.name = name
-        self._blocks = iter_blocks(stream, name=name)
+        self._blocks = iter_blocks(stream, name=name, prepass=prepass)
         self._on_block = on_block
         self.header = OdmHeader()
         self._metadata: ProjectMetadata | None = None

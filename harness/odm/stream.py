@@ -102,8 +102,12 @@ def _leftovers(parent: etree._Element) -> Iterator[Block]:
 
 
 def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = True) -> Iterator[Block]:
-    """Yield the blocks of one document; raise OdmError on anything malformed."""
-    source = PrepassReader(stream, name=name) if prepass else stream
+    """Yield the blocks of one document; raise OdmError on anything malformed.
+
+    ``prepass=False`` skips REDCap's text rewriting (multi-line values then read
+    with spaces, as any XML parser reads them) but never the safety checks.
+    """
+    source = PrepassReader(stream, name=name, rewrite=prepass)
     parser = etree.iterparse(
         source,
         events=("start", "end"),
@@ -154,7 +158,7 @@ def iter_blocks(stream: BinaryIO, *, name: str = "document", prepass: bool = Tru
                 yield Block("subject" if el.tag == SUBJECT else "other", el)
                 _release(el)
     except etree.XMLSyntaxError as exc:
-        at_end = prepass and saw_root and source.at_eof
+        at_end = saw_root and source.at_eof
         raise syntax_error(exc, name, last_line=source.lines_out if at_end else None) from None
     if not saw_root:
         raise OdmError(f"{name}: the file holds no XML element")

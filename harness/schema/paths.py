@@ -1,9 +1,8 @@
 """Readable locations of elements: ``/ODM/ClinicalData/SubjectData[@SubjectKey="12"]/…``.
 
-Line numbers drift a little after multi-line values (REDCap's pre-pass folds
-newlines inside attributes before parsing), so every finding also carries a
-path built from the keys a REDCap admin knows: record (SubjectKey), event,
-form, item. libxml2 reports positions as ``/*/*[2]/redcap:Foo``;
+Validation reads the file as written, so line numbers are the editor's; every
+finding also carries a path built from the keys a REDCap admin knows: record
+(SubjectKey), event, form, item, which survives reformatting. libxml2 reports positions as ``/*/*[2]/redcap:Foo``;
 `resolve` turns that back into the element so it can be described the same way.
 """
 

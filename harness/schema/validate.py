@@ -287,7 +287,8 @@ def validate(
     with _opened(source) as (stream, default_name):
         label = name or str(default_name)
         counted = _Counted(stream)
-        doc = OdmDocument(counted, name=label, on_block=check.on_block)
+        # No REDCap text pre-pass: validity does not depend on it, and line numbers stay exact.
+        doc = OdmDocument(counted, name=label, on_block=check.on_block, prepass=False)
         check.on_metadata(doc.metadata, has_metadata=doc.has_metadata)
         if semantic:
             for subject in doc.subjects():
