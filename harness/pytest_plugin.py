@@ -70,6 +70,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="API URL for --target url (…/api/); default: REDCAP_DRILL_URL")
     group.addoption("--token-file", dest="drill_token_file", metavar="FILE", default=None,
                     help="file holding the super API token for --target url (never pass the token itself)")
+    group.addoption("--docker-zip", dest="drill_docker_zip", metavar="ZIP", default=None,
+                    help="for --target docker: your REDCap install zip (default: REDCAP_DRILL_DOCKER_ZIP)")
+    group.addoption("--docker-image", dest="drill_docker_image", metavar="IMAGE", default=None,
+                    help="for --target docker: an image built by `redcap-drill docker build` "
+                         "(default: REDCAP_DRILL_DOCKER_IMAGE)")
     group.addoption("--report-dir", dest="drill_report_dir", metavar="DIR", default=None,
                     help=f"where reports go (default: ini redcap_drill_report_dir, else {DEFAULT_REPORT_DIR}/)")
     group.addoption("--max-age", dest="drill_max_age", metavar="DURATION", default=None,
@@ -314,6 +319,10 @@ class DrillSession:
         if self.kind == "url":
             options["url"] = self.config.getoption("drill_target_url")
             options["token_file"] = self.config.getoption("drill_token_file")
+        if self.kind == "docker":
+            # Unset flags fall through to the REDCAP_DRILL_DOCKER_* variables the target reads.
+            options["zip"] = self.config.getoption("drill_docker_zip")
+            options["image"] = self.config.getoption("drill_docker_image")
         return options
 
     def target(self):

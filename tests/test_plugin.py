@@ -60,7 +60,7 @@ def test_its_options_live_in_a_redcap_drill_group(pytester):
     text = result.stdout.str()
     assert "REDCap restore drills (redcap-drill)" in text
     for option in ("--archives", "--target", "--report-dir", "--max-age", "--max-rto", "--project", "--shard",
-                   "--show-values", "--record-ids", "--require-data", "--keep"):
+                   "--show-values", "--record-ids", "--require-data", "--keep", "--docker-zip", "--docker-image"):
         assert option in text
 
 

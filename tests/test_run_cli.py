@@ -69,6 +69,8 @@ def test_a_missing_schema_says_how_to_install_it(tmp_path):
     (("--shard", "3/2"), "invalid --shard '3/2'"),
     (("--max-age", "soon"), "invalid duration 'soon'"),
     (("--project", "no such project"), "matches none of the 4 projects"),
+    (("--target", "docker"), "--target docker needs your REDCap: --docker-zip"),
+    (("--target", "docker", "--docker-zip", "/nonexistent/redcap15.2.0.zip"), "redcap15.2.0.zip does not exist"),
 ])
 def test_unusable_options_exit_2_with_what_to_do(tmp_path, args, message):
     done = redcap_drill("run", "--report-dir", str(tmp_path), *args)

@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where to restore (default: the embedded sandbox)")
     p.add_argument("--target-url", metavar="URL", help="API URL for --target url (default: REDCAP_DRILL_URL)")
     p.add_argument("--token-file", metavar="FILE", help="file holding the super API token for --target url")
+    p.add_argument("--docker-zip", metavar="ZIP",
+                   help="for --target docker: your REDCap install zip (default: REDCAP_DRILL_DOCKER_ZIP)")
+    p.add_argument("--docker-image", metavar="IMAGE",
+                   help="for --target docker: an image from `redcap-drill docker build` (default: REDCAP_DRILL_DOCKER_IMAGE)")
     p.add_argument("--report-dir", metavar="DIR", default="reports", help="where reports go (default: reports/)")
     p.add_argument("--max-age", metavar="DURATION", help="recovery point objective, e.g. 36h: older backups fail")
     p.add_argument("--max-rto", metavar="DURATION", help="recovery time objective, e.g. 30m: slower drills fail")
@@ -107,6 +111,8 @@ def build_argv(args: argparse.Namespace) -> tuple[list[str], Path]:
         raise UsageError("-n needs pytest-xdist: pip install pytest-xdist (or drop -n)")
     if args.target == "url":
         _check_url_target(args)
+    elif args.target == "docker":
+        _check_docker_target(args)
 
     report_dir = Path(args.report_dir).expanduser().resolve()
     run_id = new_run_id(report_dir, shard=args.shard)
@@ -127,6 +133,10 @@ def build_argv(args: argparse.Namespace) -> tuple[list[str], Path]:
         argv += ["--target-url", args.target_url]
     if args.token_file:
         argv += ["--token-file", args.token_file]
+    if args.docker_zip:
+        argv += ["--docker-zip", str(Path(args.docker_zip).resolve())]
+    if args.docker_image:
+        argv += ["--docker-image", args.docker_image]
     for flag, value in (("--max-age", args.max_age), ("--max-rto", args.max_rto), ("--shard", args.shard)):
         if value:
             argv += [flag, value]
@@ -169,6 +179,22 @@ def _check_url_target(args: argparse.Namespace) -> None:
     target = targets.get("url", url=args.target_url, token_file=args.token_file)
     with target:
         target.version()  # TargetError (exit 2) names the URL and what to check
+
+
+def _check_docker_target(args: argparse.Namespace) -> None:
+    """What can be known before minutes of image building: the daemon answers and the REDCap zip is one."""
+    from harness.dockerenv.daemon import connect
+    from harness.dockerenv.redcap_zip import inspect_zip
+    from harness.targets.docker import IMAGE_ENV, ZIP_ENV
+
+    zip_path = args.docker_zip or os.environ.get(ZIP_ENV)
+    image = args.docker_image or os.environ.get(IMAGE_ENV)
+    if not zip_path and not image:
+        raise UsageError(f"--target docker needs your REDCap: --docker-zip redcapX.Y.Z.zip (or {ZIP_ENV}), "
+                         f"or --docker-image from `redcap-drill docker build` (or {IMAGE_ENV})")
+    if zip_path and not image:
+        inspect_zip(zip_path)  # NotARedcapZip (exit 2) says what is wrong with it
+    connect().close()  # DaemonUnavailable (exit 2) says how to start one
 
 
 def _summary_passed(folder: Path) -> bool:
