@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baseline import xmllint_stream_seconds  # noqa: E402  (bench/ is the script's folder)
 from fixtures.generate import GeneratorConfig, build  # noqa: E402
 from harness.compare import compare_paths  # noqa: E402
 from harness.odm.model import RecordRow  # noqa: E402
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {d.severity} {d.kind} {d.location}" + (f" [{d.rule}]" if d.rule else ""))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the comparisons: {rss:.0f} MB")
+    # The comparison reads both files, so its yardstick is xmllint reading both.
+    base = [xmllint_stream_seconds(p) for p in (a, b)]
+    if None not in base:
+        print(f"xmllint --stream on A and B: {sum(base):.2f} s; the comparison (wall, last run) = "
+              f"{wall / sum(base):.1f}× xmllint --stream")
     return 0 if worst <= 1.5 else 1
 
 

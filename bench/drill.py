@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from baseline import ratio_lines  # bench/ is the script's folder, so it is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
@@ -85,6 +87,9 @@ def bench_inprocess(path: Path) -> tuple[float, bool]:
           else "RTO       —")
     print(f"fidelity  {result.fidelity.percent} % of {result.fidelity.compared:,} items")
     print(f"total     {total:.1f} s wall (sandbox start included), peak RSS {peak:.0f} MB (drill + sandbox)")
+    stage_seconds = {f"stage {s.name}": s.seconds for s in result.stages if s.seconds >= 0.05}
+    for line in ratio_lines(path, {"whole drill": total, **stage_seconds}):
+        print(line)
     return total, result.passed
 
 

@@ -26,6 +26,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baseline import ratio_lines  # noqa: E402  (bench/ is the script's folder)
 from fixtures.generate import GeneratorConfig, build  # noqa: E402
 
 TARGETS = {"import": 30.0, "export": 20.0, "rss": 300.0}
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{out.stat().st_size / 1e6:.1f} MB, {subjects} records")
         print(f"records: {flat:6.1f} s  (flat CSV export, {rows} lines; no target)")
         print(f"server peak RSS: {rss:.0f} MB (target ≤ {TARGETS['rss']:.0f} MB)")
+        for line in ratio_lines(path, {"import (Create Project)": imported, "export (project_xml)": exported}):
+            print(line)
         ok = (imported <= TARGETS["import"] and exported <= TARGETS["export"] and rss <= TARGETS["rss"]
               and subjects == args.records)
         print("all targets met" if ok else "TARGET MISSED")
