@@ -17,8 +17,8 @@ from harness.odm.model import DAG_FIELD
 from harness.odm.reader import OdmDocument
 from tests.corpus import corpus_params
 
-targets = pytest.importorskip("harness.targets", reason="harness.targets has not landed yet")
-ExportOptions = pytest.importorskip("harness.targets.base").ExportOptions
+from harness import targets
+from harness.targets.base import ExportOptions
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples" / "2025-05-03"
 #: Archives the sandbox refuses, as REDCap would (research §6.2: sql fields from 14.7+ cannot be restored).

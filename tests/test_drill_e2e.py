@@ -21,13 +21,15 @@ from harness.reports import RunInfo, build, write_run
 from harness.targets.url import UrlTarget
 from test_targets_api import StubRedcap
 
-sandbox = pytest.importorskip("harness.sandbox", reason="the embedded sandbox (harness.sandbox) is not installed")
+
+# The XSD is CDISC's and not in this repository: without ../shared or the user cache these skip.
+pytestmark = pytest.mark.odm_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "fixtures" / "samples"
 CANARY = next((ROOT / "fixtures" / "canary").glob("*.xml"), None)
-#: Samples the sandbox restores faithfully (see the note on DrillLongitudinalRep in the final report).
-GOOD = ("DrillClassicAllTypes", "DrillDAGsSurveysFile", "DrillMetadataOnly")
+#: Every project of the sample store: each must restore and come back identical.
+GOOD = ("DrillClassicAllTypes", "DrillDAGsSurveysFile", "DrillLongitudinalRep", "DrillMetadataOnly")
 
 
 def newest(name: str) -> Path:

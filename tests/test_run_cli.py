@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("harness.sandbox", reason="the embedded sandbox (harness.sandbox) is not installed")
+# The XSD is CDISC's and not in this repository: without ../shared or the user cache these skip.
+pytestmark = pytest.mark.odm_schema
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "fixtures" / "samples"
