@@ -21,7 +21,7 @@ import sqlite3
 import string
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO
 
@@ -395,7 +395,7 @@ class SandboxBackend:
             conn = stack.enter_context(self.db.connection())
             d = self._design(conn, s)
             if s.group_id is not None:
-                flags = Flags(flags.metadata_only, flags.export_files, flags.export_survey_fields, False)
+                flags = replace(flags, export_dags=False)
             flags = effective(d, flags)
             meta = build_metadata(conn, d, flags, now=now, version=self.version)
             if flags.metadata_only:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 
 from harness.odm import names
+from harness.odm.writer import ExportOptions
 from harness.odm.model import (
     DAG_FIELD, SURVEY_ID_FIELD, Event, FileValue, OdmHeader, ProjectMetadata, Record, RecordRow, RepeatingForm,
     checkbox_code,
@@ -27,12 +28,8 @@ from harness.sandbox.design_store import load_doc
 from harness.sandbox.rows import record_rows
 from harness.sandbox.vendor import export_groups
 
-@dataclass(frozen=True)
-class Flags:
-    metadata_only: bool = False
-    export_files: bool = False
-    export_survey_fields: bool = False
-    export_dags: bool = False
+#: The project_xml flags are the writer's own options; the sandbox only decides which apply.
+Flags = ExportOptions
 
 
 def _num(value: float) -> str:
@@ -41,8 +38,7 @@ def _num(value: float) -> str:
 
 def effective(design: Design, flags: Flags) -> Flags:
     """The flags REDCap actually applies: DAG and survey columns only when the project has them."""
-    return Flags(metadata_only=flags.metadata_only, export_files=flags.export_files,
-                 export_survey_fields=survey_fields_on(design, flags), export_dags=dags_on(design, flags))
+    return replace(flags, export_survey_fields=survey_fields_on(design, flags), export_dags=dags_on(design, flags))
 
 
 def survey_fields_on(design: Design, flags: Flags) -> bool:

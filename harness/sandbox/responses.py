@@ -10,7 +10,7 @@ from __future__ import annotations
 import mimetypes
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from harness.odm import writer
@@ -140,10 +140,7 @@ def export_project_xml(b, s, p) -> Reply:
                                fields=p.array("fields", split_commas=True),
                                events=p.array("events", split_commas=True), filter_logic=p.get("filterLogic"))
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL, mode="w+b")
-    applied = xml.flags
-    options = writer.ExportOptions(metadata_only=applied.metadata_only, export_files=applied.export_files,
-                                   export_survey_fields=applied.export_survey_fields,
-                                   export_dags=applied.export_dags, fields=xml.fields)
+    options = replace(xml.flags, fields=xml.fields)
     writer.write_project(out, xml.metadata, xml.records, options=options, now=xml.now, version=b.version)
     out.seek(0)
     return Reply(out, "text/xml; charset=utf-8")
