@@ -16,23 +16,13 @@ import pytest
 from harness.drill import STAGES, ArchiveEvidence, DrillOptions, DrillResult, StageResult, drill
 from harness.targets.url import UrlTarget
 from test_targets_api import StubRedcap
+from tests.corpus import SHARED
+from tests.samples import CANARY, SAMPLES, newest_sample
 
 # The XSD is CDISC's and not in this repository: without ../shared or the user cache these skip.
 pytestmark = pytest.mark.odm_schema
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "fixtures" / "samples"
-CANARY = next((ROOT / "fixtures" / "canary").glob("*.xml"), None)
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SQL_BLOCKER = SHARED / "corpus" / "redcapr-validation-types-14.7.3.xml"
-
-
-def sample(name: str) -> Path:
-    found = sorted(SAMPLES.rglob(f"{name}_*"))
-    found = [p for p in found if not p.name.endswith(".sha256")]
-    if not found:
-        pytest.skip(f"sample {name} not found under {SAMPLES}")
-    return found[-1]
 
 
 @pytest.fixture
@@ -81,7 +71,7 @@ def test_a_drill_with_no_stages_is_not_a_pass():
 # -- whole drills ---------------------------------------------------------------------------------
 def test_a_good_backup_passes_every_stage(echo):
     stub, target = echo
-    result = drill(sample("DrillLongitudinalRep"), target)
+    result = drill(newest_sample("DrillLongitudinalRep"), target)
     assert result.passed, result.failed_stage
     assert statuses(result) == {**dict.fromkeys(STAGES, "passed"), "freshness": "not_applicable",
                                 "rto": "not_applicable"}
@@ -91,7 +81,7 @@ def test_a_good_backup_passes_every_stage(echo):
 
 def test_the_archives_own_title_and_purpose_go_to_create_project(echo):
     stub, target = echo
-    drill(sample("DrillClassicAllTypes"), target)
+    drill(newest_sample("DrillClassicAllTypes"), target)
     import json
 
     data = json.loads(stub.uploads[0]["data"])[0]
@@ -136,7 +126,7 @@ def test_a_truncated_backup_fails_integrity_and_nothing_later_runs(echo, tmp_pat
 
 def test_a_stale_backup_fails_freshness_but_is_still_restored(echo):
     stub, target = echo
-    result = drill(sample("DrillLongitudinalRep"), target,
+    result = drill(newest_sample("DrillLongitudinalRep"), target,
                    DrillOptions(max_age=timedelta(hours=36), now=datetime(2030, 1, 1)))
     assert result.stage("freshness").status == "failed" and "older than --max-age 36 h" in result.stage("freshness").reason
     assert result.stage("restore").status == "passed" and not result.passed
@@ -145,21 +135,21 @@ def test_a_stale_backup_fails_freshness_but_is_still_restored(echo):
 
 def test_a_fresh_backup_passes_freshness(echo):
     stub, target = echo
-    path = sample("DrillLongitudinalRep")
+    path = newest_sample("DrillLongitudinalRep")
     result = drill(path, target, DrillOptions(max_age=timedelta(days=2), now=datetime(2025, 5, 4)))
     assert result.stage("freshness").status == "passed"
 
 
 def test_a_restore_slower_than_the_rto_fails(echo):
     stub, target = echo
-    result = drill(sample("DrillLongitudinalRep"), target, DrillOptions(max_rto=timedelta(microseconds=1)))
+    result = drill(newest_sample("DrillLongitudinalRep"), target, DrillOptions(max_rto=timedelta(microseconds=1)))
     assert result.stage("rto").status == "failed" and "longer than --max-rto" in result.stage("rto").reason
     assert not result.passed
 
 
 def test_a_metadata_only_backup_has_no_records_to_compare_and_says_so(echo):
     stub, target = echo
-    result = drill(sample("DrillMetadataOnly"), target)
+    result = drill(newest_sample("DrillMetadataOnly"), target)
     assert result.stage("records").status == "not_applicable"
     assert result.export_options["metadata_only"] is True
     assert any(f.code == "DRILL-METADATA-ONLY" for f in result.findings)
@@ -168,7 +158,7 @@ def test_a_metadata_only_backup_has_no_records_to_compare_and_says_so(echo):
 def test_without_the_odm_schema_the_drill_cannot_pass(echo, monkeypatch, tmp_path):
     stub, target = echo
     monkeypatch.setenv("REDCAP_DRILL_ODM_SCHEMA", str(tmp_path / "no-schema-here"))
-    result = drill(sample("DrillLongitudinalRep"), target)
+    result = drill(newest_sample("DrillLongitudinalRep"), target)
     assert result.stage("schema").status == "skipped" and "schema install" in result.stage("schema").reason
     # Everything else ran and passed, and still: a check owed and not made is not a pass.
     assert all(s.status in ("passed", "not_applicable") for s in result.stages if s.name != "schema")
@@ -177,7 +167,7 @@ def test_without_the_odm_schema_the_drill_cannot_pass(echo, monkeypatch, tmp_pat
 
 def test_the_export_options_follow_what_the_archive_holds(echo):
     stub, target = echo
-    result = drill(sample("DrillDAGsSurveysFile"), target)
+    result = drill(newest_sample("DrillDAGsSurveysFile"), target)
     assert result.export_options == {"metadata_only": False, "files": True, "survey_fields": True, "dags": True}
     fields = next(r["fields"] for r in stub.requests if r["fields"].get("content") == b"project_xml")
     assert fields["exportFiles"] == b"true" and fields["exportDataAccessGroups"] == b"true"
@@ -185,7 +175,7 @@ def test_the_export_options_follow_what_the_archive_holds(echo):
 
 def test_a_drill_result_survives_json_unchanged(echo):
     stub, target = echo
-    result = drill(sample("DrillDAGsSurveysFile"), target)
+    result = drill(newest_sample("DrillDAGsSurveysFile"), target)
     again = DrillResult.from_dict(result.to_dict())
     assert again.to_dict() == result.to_dict() and again.passed == result.passed
 

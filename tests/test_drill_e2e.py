@@ -20,23 +20,13 @@ from harness.drill import STAGES, DrillOptions, drill
 from harness.reports import RunInfo, build, write_run
 from harness.targets.url import UrlTarget
 from test_targets_api import StubRedcap
-
+from tests.samples import CANARY, SAMPLES, newest_sample
 
 # The XSD is CDISC's and not in this repository: without ../shared or the user cache these skip.
 pytestmark = pytest.mark.odm_schema
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "fixtures" / "samples"
-CANARY = next((ROOT / "fixtures" / "canary").glob("*.xml"), None)
 #: Every project of the sample store: each must restore and come back identical.
 GOOD = ("DrillClassicAllTypes", "DrillDAGsSurveysFile", "DrillLongitudinalRep", "DrillMetadataOnly")
-
-
-def newest(name: str) -> Path:
-    found = sorted(p for p in SAMPLES.rglob(f"{name}_*") if not p.name.endswith(".sha256"))
-    if not found:
-        pytest.skip(f"sample {name} not found under {SAMPLES}")
-    return found[-1]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +37,7 @@ def target():
 
 @pytest.mark.parametrize("name", GOOD)
 def test_a_sample_backup_restores_and_comes_back_identical(target, name):
-    result = drill(newest(name), target)
+    result = drill(newest_sample(name), target)
     assert result.passed, f"{result.failed_stage}: {[d.to_dict() for d in result.differences][:5]}"
     assert result.target["kind"] == "sandbox" and result.target["version"]
     assert result.cleanup[0]["status"] == "removed"
@@ -64,7 +54,7 @@ def test_the_canary_fails_at_the_stage_that_is_wrong_with_it(target):
 
 def test_a_skipped_check_never_rolls_up_to_a_pass(target, monkeypatch, tmp_path):
     monkeypatch.setenv("REDCAP_DRILL_ODM_SCHEMA", str(tmp_path / "missing"))
-    result = drill(newest("DrillClassicAllTypes"), target)
+    result = drill(newest_sample("DrillClassicAllTypes"), target)
     assert result.stage("restore").status == "passed" and result.stage("records").status == "passed"
     assert result.stage("schema").status == "skipped"
     assert not result.passed
@@ -73,7 +63,7 @@ def test_a_skipped_check_never_rolls_up_to_a_pass(target, monkeypatch, tmp_path)
 def test_a_failed_drill_still_removes_the_restored_project(target):
     from datetime import timedelta
 
-    result = drill(newest("DrillClassicAllTypes"), target, DrillOptions(max_rto=timedelta(0)))
+    result = drill(newest_sample("DrillClassicAllTypes"), target, DrillOptions(max_rto=timedelta(0)))
     assert result.failed_stage.name == "rto" and result.stage("records").status == "passed"
     assert result.cleanup[0]["status"] == "removed" and target.server.backend.project_count() == 0
 
@@ -111,7 +101,7 @@ def test_record_values_are_masked_unless_asked(target, stale_calc):
 
 def test_the_report_of_real_drills_shows_every_project_and_no_token(target, tmp_path, monkeypatch):
     monkeypatch.setenv("REDCAP_DRILL_SUPER_TOKEN", target.api.super_token.reveal())
-    archives = [newest(n) for n in GOOD] + ([CANARY] if CANARY else [])
+    archives = [newest_sample(n) for n in GOOD] + ([CANARY] if CANARY else [])
     results = [drill(a, target) for a in archives]
     written = write_run(build(results, RunInfo(run_id="e2e", started=results[0].started,
                                                finished=results[-1].finished, host="h", user="u",
@@ -132,7 +122,7 @@ def test_the_report_of_real_drills_shows_every_project_and_no_token(target, tmp_
 def test_a_target_killed_mid_restore_is_a_clear_failure_with_nothing_left_behind(monkeypatch, tmp_path):
     # A real HTTP server that reads the whole Create Project upload, then drops the connection.
     monkeypatch.setenv("REDCAP_DRILL_SUPER_TOKEN", "C" * 64)
-    archive = shutil.copy(newest("DrillClassicAllTypes"), tmp_path)  # a .zip here: spooled, then uploaded
+    archive = shutil.copy(newest_sample("DrillClassicAllTypes"), tmp_path)  # a .zip here: spooled, then uploaded
     with StubRedcap("drop") as stub:
         target = UrlTarget(url=stub.url, workdir=tmp_path)
         with target:
@@ -154,7 +144,7 @@ def test_a_sandbox_stopped_after_restoring_fails_the_export_and_lists_the_projec
             if stage.name == "restore" and stage.status == "passed":
                 target.server.stop()  # the target dies between restore and re-export
 
-        result = drill(newest("DrillClassicAllTypes"), target, on_stage=kill)
+        result = drill(newest_sample("DrillClassicAllTypes"), target, on_stage=kill)
     assert result.stage("export").status == "failed" and "Export Project XML" in result.stage("export").reason
     assert result.failed_stage.name == "export"
     assert result.cleanup[0]["status"] == "manual"  # could not delete it: the report says so
@@ -166,7 +156,7 @@ def test_keep_leaves_a_failed_drills_project_in_a_database_file(tmp_path):
     from datetime import timedelta
 
     with targets.get("sandbox", db=db, keep=True) as target:
-        result = drill(newest("DrillClassicAllTypes"), target, DrillOptions(keep=True, max_rto=timedelta(0)))
+        result = drill(newest_sample("DrillClassicAllTypes"), target, DrillOptions(keep=True, max_rto=timedelta(0)))
     assert result.failed_stage.name == "rto"
     assert result.cleanup[0]["status"] == "kept" and str(db) in result.cleanup[0]["detail"]
     assert db.is_file()
@@ -175,8 +165,8 @@ def test_keep_leaves_a_failed_drills_project_in_a_database_file(tmp_path):
 def test_one_target_drills_archives_from_several_threads_of_work_in_turn(target):
     # The sandbox is shared by a worker's drills; results stay separate and complete.
     results = []
-    worker = threading.Thread(target=lambda: results.append(drill(newest("DrillMetadataOnly"), target)))
+    worker = threading.Thread(target=lambda: results.append(drill(newest_sample("DrillMetadataOnly"), target)))
     worker.start()
     worker.join(60)
-    results.append(drill(newest("DrillClassicAllTypes"), target))
+    results.append(drill(newest_sample("DrillClassicAllTypes"), target))
     assert [r.passed for r in results] == [True, True]

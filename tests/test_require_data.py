@@ -12,26 +12,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness import targets
 from harness.drill import DrillOptions, drill
+from tests.samples import ROOT, newest_sample
 
 # The XSD is CDISC's and not in this repository: without ../shared or the user cache these skip.
 pytestmark = pytest.mark.odm_schema
 
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "fixtures" / "samples"
-
-
-def newest(name: str) -> Path:
-    found = sorted(p for p in SAMPLES.rglob(f"{name}_*") if not p.name.endswith(".sha256"))
-    if not found:
-        pytest.skip(f"sample {name} not found under {SAMPLES}")
-    return found[-1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +32,7 @@ def target():
 
 
 def test_without_it_a_metadata_only_backup_passes_with_a_warning(target):
-    result = drill(newest("DrillMetadataOnly"), target)
+    result = drill(newest_sample("DrillMetadataOnly"), target)
 
     assert result.passed and result.stage("records").status == "not_applicable"
     [finding] = [f for f in result.findings if f.code == "DRILL-METADATA-ONLY"]
@@ -49,7 +40,7 @@ def test_without_it_a_metadata_only_backup_passes_with_a_warning(target):
 
 
 def test_with_it_a_metadata_only_backup_fails_at_records_and_says_what_to_do(target):
-    result = drill(newest("DrillMetadataOnly"), target, DrillOptions(require_data=True))
+    result = drill(newest_sample("DrillMetadataOnly"), target, DrillOptions(require_data=True))
 
     assert not result.passed and result.failed_stage.name == "records"
     reason = result.stage("records").reason
@@ -61,7 +52,7 @@ def test_with_it_a_metadata_only_backup_fails_at_records_and_says_what_to_do(tar
 
 
 def test_with_it_a_backup_with_records_still_passes(target):
-    result = drill(newest("DrillClassicAllTypes"), target, DrillOptions(require_data=True))
+    result = drill(newest_sample("DrillClassicAllTypes"), target, DrillOptions(require_data=True))
     assert result.passed and result.stage("records").status == "passed"
 
 
