@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import mutations
 from harness.compare import compare_documents
 from tests.corpus import CORPUS
-
-mutations = pytest.importorskip("fixtures.mutations", reason="fixtures/mutations.py has not landed yet")
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples" / "2025-05-03"
 ARCHIVES = sorted(SAMPLES.glob("*.REDCap.*[!6]")) + [
